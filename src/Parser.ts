@@ -22,21 +22,10 @@ export const parseEventLine = (line: string): Either.Either<Flow, LineParseError
 /** The two output formats of the CLI. */
 export type LineFormat = "dump" | "events"
 
-/** Parses one line of either format. */
-export const parseLine = (line: string, format: LineFormat): Either.Either<Flow, LineParseError> => {
-  let result: Flow | string
-  try {
-    result = parse(line, format === "events")
-  } catch (cause) {
-    // Not expected: the parser checks everything it reads. Kept so that no input can ever escape as a throw.
-    result = `internal parser failure (${String(cause)})`
-  }
-  return typeof result === "string" ? Either.left(new LineParseError({ line, reason: result })) : Either.right(result)
-}
-
 // ---------------------------------------------------------------------------------------------------------------
-// Interning: flows kept in a table must not keep the line (or the whole read chunk) they were sliced from alive,
-// and the same addresses and words repeat across flows.
+// Strings in a parsed flow are slices of the line (and V8 keeps the whole line, or the whole chunk it was read
+// in, alive for them). A flow that will be kept long is parsed with `compact`: its strings are copied out, and
+// the same words and addresses are shared between flows.
 
 const INTERN_LIMIT = 65_536
 let interned = new Map<string, string>()
@@ -45,9 +34,29 @@ const intern = (s: string): string => {
   const hit = interned.get(s)
   if (hit !== undefined) return hit
   if (interned.size >= INTERN_LIMIT) interned = new Map()
-  // A copy that shares no memory with the line the slice came from.
-  const copy = s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string)
+  const copy = s.length < 13 ? s : detach(s)
   interned.set(copy, copy)
+  return copy
+}
+
+const codes: Array<number> = []
+/**
+ * A copy of `s` that shares no memory with the string it was sliced from (V8 copies slices shorter than 13
+ * characters already). Measured: toLowerCase can return the slice itself, and JSON round trips are slower.
+ */
+const detach = (s: string): string => {
+  codes.length = s.length
+  for (let k = 0; k < s.length; k++) codes[k] = s.charCodeAt(k)
+  return String.fromCharCode.apply(null, codes)
+}
+
+const words = new Map<string, string>()
+/** Short words (states) from a small vocabulary: always shared. */
+const word = (s: string): string => {
+  const hit = words.get(s)
+  if (hit !== undefined) return hit
+  const copy = s.length < 13 ? s : detach(s)
+  if (words.size < 256) words.set(copy, copy)
   return copy
 }
 
@@ -55,32 +64,115 @@ const intern = (s: string): string => {
 
 const SPACE = 32
 const TAB = 9
+const BRACKET = 91
+const CLOSE_BRACKET = 93
+const USERSPACE = "[USERSPACE]"
 
-const eventTags: Record<string, EventType> = { "[NEW]": "NEW", "[UPDATE]": "UPDATE", "[DESTROY]": "DESTROY" }
-const knownProtocols: Record<string, number> = protocolNumbers
-const USERSPACE = " [USERSPACE]"
+const knownProtocols = new Map<string, [ProtocolName, number]>(
+  Object.entries(protocolNumbers).map(([name, number]) => [name, [name as ProtocolName, number]])
+)
 
-type MutableTuple = { -readonly [K in keyof Tuple]: Tuple[K] }
-type MutableFlow = { -readonly [K in keyof Flow]: Flow[K] }
+type Draft<T> = { -readonly [K in keyof T]-?: T[K] | undefined }
+type TupleDraft = Draft<Tuple>
+type FlowDraft = Draft<Flow>
 
-/** A non-negative decimal integer no larger than 2^53 - 1 (so exact), or -1. */
-const parseUint = (s: string): number => {
-  const n = s.length
-  if (n === 0 || n > 16) return -1
+const emptyTuple = (): TupleDraft => ({
+  src: undefined,
+  dst: undefined,
+  sport: undefined,
+  dport: undefined,
+  type: undefined,
+  code: undefined,
+  id: undefined,
+  srckey: undefined,
+  dstkey: undefined,
+  zone: undefined,
+  packets: undefined,
+  bytes: undefined
+})
+
+const clearTuple = (t: TupleDraft): void => {
+  t.src = t.dst = undefined
+  t.sport = t.dport = t.type = t.code = t.id = t.srckey = t.dstkey = t.zone = t.packets = t.bytes = undefined
+}
+
+/*
+ * Flows and tuples are made by constructors that set only the fields the line held, in one order. V8 then gives
+ * every field a slot inside the object (no separate property array), which keeps a table of 262,144 flows small.
+ * Their prototype is Object.prototype: to a user they are plain objects.
+ */
+function TupleObject(this: TupleDraft, d: TupleDraft) {
+  this.src = d.src
+  this.dst = d.dst
+  if (d.sport !== undefined) this.sport = d.sport
+  if (d.dport !== undefined) this.dport = d.dport
+  if (d.type !== undefined) this.type = d.type
+  if (d.code !== undefined) this.code = d.code
+  if (d.id !== undefined) this.id = d.id
+  if (d.srckey !== undefined) this.srckey = d.srckey
+  if (d.dstkey !== undefined) this.dstkey = d.dstkey
+  if (d.zone !== undefined) this.zone = d.zone
+  if (d.packets !== undefined) this.packets = d.packets
+  if (d.bytes !== undefined) this.bytes = d.bytes
+}
+TupleObject.prototype = Object.prototype
+const makeTuple = (d: TupleDraft): Tuple => new (TupleObject as unknown as new (d: TupleDraft) => Tuple)(d)
+
+function FlowObject(this: FlowDraft, d: FlowDraft) {
+  if (d.type !== undefined) this.type = d.type
+  if (d.timestamp !== undefined) this.timestamp = d.timestamp
+  this.family = d.family
+  this.proto = d.proto
+  this.protonum = d.protonum
+  if (d.timeout !== undefined) this.timeout = d.timeout
+  if (d.state !== undefined) this.state = d.state
+  this.original = d.original
+  this.reply = d.reply
+  if (d.unreplied !== undefined) this.unreplied = d.unreplied
+  if (d.assured !== undefined) this.assured = d.assured
+  if (d.offload !== undefined) this.offload = d.offload
+  if (d.hwOffload !== undefined) this.hwOffload = d.hwOffload
+  if (d.mark !== undefined) this.mark = d.mark
+  if (d.secmark !== undefined) this.secmark = d.secmark
+  if (d.secctx !== undefined) this.secctx = d.secctx
+  if (d.zone !== undefined) this.zone = d.zone
+  if (d.deltaTime !== undefined) this.deltaTime = d.deltaTime
+  if (d.start !== undefined) this.start = d.start
+  if (d.stop !== undefined) this.stop = d.stop
+  if (d.helper !== undefined) this.helper = d.helper
+  if (d.use !== undefined) this.use = d.use
+  if (d.id !== undefined) this.id = d.id
+  if (d.labels !== undefined) this.labels = d.labels
+  if (d.userspace !== undefined) this.userspace = d.userspace
+  if (d.truncated !== undefined) this.truncated = d.truncated
+}
+FlowObject.prototype = Object.prototype
+const makeFlow = (d: FlowDraft): Flow => new (FlowObject as unknown as new (d: FlowDraft) => Flow)(d)
+
+// The parser is synchronous and not re-entrant: one set of drafts serves every call.
+const originalDraft = emptyTuple()
+const replyDraft = emptyTuple()
+
+/** The decimal integer in line[from, to), exact (at most 2^53 - 1), or -1. */
+const uint = (line: string, from: number, to: number): number => {
+  if (to <= from || to - from > 16) return -1
   let v = 0
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i) - 48
+  for (let k = from; k < to; k++) {
+    const c = line.charCodeAt(k) - 48
     if (c < 0 || c > 9) return -1
     v = v * 10 + c
   }
   return v <= Number.MAX_SAFE_INTEGER ? v : -1
 }
 
-const parseHex = (s: string): number => {
-  if (s.length < 3 || s.length > 18 || s.charCodeAt(0) !== 48 || (s.charCodeAt(1) | 32) !== 120) return -1
+/** The `0x..` hexadecimal integer in line[from, to), or -1. */
+const hexUint = (line: string, from: number, to: number): number => {
+  if (to - from < 3 || to - from > 15 || line.charCodeAt(from) !== 48 || (line.charCodeAt(from + 1) | 32) !== 120) {
+    return -1
+  }
   let v = 0
-  for (let i = 2; i < s.length; i++) {
-    const c = s.charCodeAt(i) | 32
+  for (let k = from + 2; k < to; k++) {
+    const c = line.charCodeAt(k) | 32
     const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1
     if (d < 0) return -1
     v = v * 16 + d
@@ -92,8 +184,8 @@ const isIPv4 = (s: string): boolean => {
   let dots = 0
   let digits = 0
   let octet = 0
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k)
     if (c === 46) {
       if (digits === 0) return false
       dots++
@@ -109,321 +201,470 @@ const isIPv4 = (s: string): boolean => {
   return dots === 3 && digits > 0
 }
 
-const isHexGroup = (g: string): boolean => {
-  if (g.length === 0 || g.length > 4) return false
-  for (let i = 0; i < g.length; i++) {
-    const c = g.charCodeAt(i) | 32
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false
+/** One pass over an IPv6 address: hex groups of 1 to 4 digits, at most one "::", an optional dotted IPv4 tail. */
+const isIPv6 = (s: string): boolean => {
+  const n = s.length
+  if (n < 2 || n > 45) return false
+  let k = 0
+  let groups = 0
+  let digits = 0
+  let gap = false
+  let afterGap = false
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return false
+    gap = true
+    afterGap = true
+    k = 2
+  }
+  let groupStart = k
+  for (; k < n; k++) {
+    const c = s.charCodeAt(k)
+    if (c === 58) {
+      if (digits === 0) return false
+      groups++
+      digits = 0
+      afterGap = false
+      if (k + 1 < n && s.charCodeAt(k + 1) === 58) {
+        if (gap) return false
+        gap = true
+        afterGap = true
+        k++
+      }
+      groupStart = k + 1
+    } else if (c === 46) {
+      if (!isIPv4(s.slice(groupStart))) return false
+      groups += 2
+      return gap ? groups <= 7 : groups === 8
+    } else {
+      const h = c | 32
+      if (!((c >= 48 && c <= 57) || (h >= 97 && h <= 102)) || ++digits > 4) return false
+      afterGap = false
+    }
+  }
+  if (digits > 0) groups++
+  else if (!afterGap) return false
+  return gap ? groups <= 7 : groups === 8
+}
+
+/** The family of a valid address, or undefined. */
+const familyOf = (s: string): Family | undefined =>
+  s.includes(":") ? (isIPv6(s) ? "ipv6" : undefined) : isIPv4(s) ? "ipv4" : undefined
+
+/** Options of `parseLine`. */
+export interface ParseOptions {
+  /**
+   * Copy the flow's strings out of the line (sharing equal ones between flows), so that keeping the flow does not
+   * keep the line, or the chunk the line was read in, alive. For flows that are kept in a table.
+   */
+  readonly compact?: boolean
+}
+
+/** Parses one line of either format. */
+export const parseLine = (
+  line: string,
+  format: LineFormat,
+  options?: ParseOptions
+): Either.Either<Flow, LineParseError> => {
+  let result: Flow | string
+  try {
+    result = parse(line, format === "events", options?.compact === true)
+  } catch (cause) {
+    // Not expected: the parser checks everything it reads. Kept so that no input can ever escape as a throw.
+    result = `internal parser failure (${String(cause)})`
+  }
+  return typeof result === "string" ? Either.left(new LineParseError({ line, reason: result })) : Either.right(result)
+}
+
+/** Whether a state word is upper case letters, digits and underscores, starting with a letter. */
+const isStateWord = (line: string, i: number, j: number): boolean => {
+  const c = line.charCodeAt(i)
+  if (c < 65 || c > 90) return false
+  for (let k = i + 1; k < j; k++) {
+    const d = line.charCodeAt(k)
+    if (!((d >= 65 && d <= 90) || (d >= 48 && d <= 57) || d === 95)) return false
   }
   return true
 }
 
-/** Groups of an IPv6 address side ("a:b:c" or "a:b:1.2.3.4"), counting a dotted tail as two; -1 if invalid. */
-const ipv6Groups = (side: string): number => {
-  if (side === "") return 0
-  const groups = side.split(":")
-  let count = 0
-  for (let k = 0; k < groups.length; k++) {
-    const g = groups[k] as string
-    if (k === groups.length - 1 && g.includes(".")) {
-      if (!isIPv4(g)) return -1
-      count += 2
-    } else if (isHexGroup(g)) {
-      count++
-    } else {
-      return -1
-    }
-  }
-  return count
+/** The end of the token that starts at `i`: the next space, or `limit`. */
+const tokenEnd = (line: string, i: number, limit: number): number => {
+  const j = line.indexOf(" ", i)
+  return j === -1 || j > limit ? limit : j
 }
 
-const isIPv6 = (s: string): boolean => {
-  if (s.length < 2 || s.length > 45) return false
-  const gap = s.indexOf("::")
-  if (gap === -1) return ipv6Groups(s) === 8
-  if (s.indexOf("::", gap + 1) !== -1) return false
-  const head = ipv6Groups(s.slice(0, gap))
-  const tail = ipv6Groups(s.slice(gap + 2))
-  if (head < 0 || tail < 0 || head + tail > 7) return false
-  // A dotted IPv4 tail must come last: "::1.2.3.4" yes, "1.2.3.4::" no.
-  return !s.slice(0, gap).includes(".")
+/** The index of the next non-space at or after `i`. */
+const skipSpaces = (line: string, i: number, limit: number): number => {
+  while (i < limit && line.charCodeAt(i) === SPACE) i++
+  return i
 }
 
-// Addresses already seen valid, interned. Membership is validity, so the hot path does one lookup.
-const ADDRESS_LIMIT = 65_536
-let addresses = new Map<string, string>()
+const EVENT_TAGS: ReadonlyArray<[string, EventType]> = [
+  ["[NEW]", "NEW"],
+  ["[UPDATE]", "UPDATE"],
+  ["[DESTROY]", "DESTROY"]
+]
 
-/** The interned address, or undefined when it is not an IPv4 or IPv6 address. */
-const address = (s: string): string | undefined => {
-  const hit = addresses.get(s)
-  if (hit !== undefined) return hit
-  if (!isIPv4(s) && !isIPv6(s)) return undefined
-  if (addresses.size >= ADDRESS_LIMIT) addresses = new Map()
-  const copy = intern(s)
-  addresses.set(copy, copy)
-  return copy
+/** The event type whose tag is line[i, j), if any. */
+const eventTag = (line: string, i: number, j: number): EventType | undefined => {
+  for (const [tag, type] of EVENT_TAGS) if (j - i === tag.length && line.startsWith(tag, i)) return type
+  return undefined
 }
 
-const familyOf = (address: string): Family => (address.includes(":") ? "ipv6" : "ipv4")
+const cutNote = (truncated: boolean) => (truncated ? " (the line was cut at 1023 bytes)" : "")
 
-const tupleFields = new Set(["sport", "dport", "type", "code", "srckey", "dstkey", "packets", "bytes"])
-
-const describeTuple = (which: 1 | 2) => (which === 1 ? "original" : "reply")
+const same = (s: string): string => s
 
 /** The flow, or the reason the line is not one. */
-const parse = (line: string, events: boolean): Flow | string => {
+const parse = (line: string, events: boolean, compact: boolean): Flow | string => {
+  const keep = compact ? intern : same
+
   let end = line.length
   while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--
   const rawEnd = end
   while (end > 0 && line.charCodeAt(end - 1) <= SPACE) end--
-  let pos = 0
-  while (pos < end && line.charCodeAt(pos) === SPACE) pos++
-  if (pos >= end) return "empty line"
-  // Where conntrack's 1024-byte flow buffer starts: the line start, or after the timestamp prefix.
+  let i = skipSpaces(line, 0, end)
+  if (i >= end) return "empty line"
+
+  // `-o timestamp`: "[1795597854.401955]\t" is printed before conntrack's 1024-byte flow buffer.
   let bufferStart = 0
-
-  const flow = {} as MutableFlow
-
-  // `-o timestamp`: "[1795597854.401955]\t" before the flow text.
-  if (line.charCodeAt(pos) === 91 /* [ */) {
-    const c = line.charCodeAt(pos + 1)
+  let timestamp: number | undefined
+  if (line.charCodeAt(i) === BRACKET) {
+    const c = line.charCodeAt(i + 1)
     if (c >= 48 && c <= 57) {
-      const close = line.indexOf("]", pos)
+      const close = line.indexOf("]", i)
       if (close === -1 || close > end) return "unterminated timestamp prefix"
-      const ts = line.slice(pos + 1, close)
-      const dot = ts.indexOf(".")
-      const sec = parseUint(dot === -1 ? ts : ts.slice(0, dot))
-      const usec = dot === -1 ? 0 : parseUint(ts.slice(dot + 1))
-      if (sec < 0 || usec < 0) return `bad timestamp prefix [${ts}]`
-      flow.timestamp = dot === -1 ? sec : Number(ts)
-      pos = close + 1
-      if (line.charCodeAt(pos) === TAB) pos++
-      bufferStart = pos
-      while (pos < end && (line.charCodeAt(pos) === TAB || line.charCodeAt(pos) === SPACE)) pos++
+      const dot = line.indexOf(".", i)
+      const hasDot = dot !== -1 && dot < close
+      if (uint(line, i + 1, hasDot ? dot : close) < 0 || (hasDot && uint(line, dot + 1, close) < 0)) {
+        return `bad timestamp prefix ${line.slice(i, close + 1)}`
+      }
+      timestamp = Number(line.slice(i + 1, close))
+      i = close + 1
+      if (line.charCodeAt(i) === TAB) i++
+      bufferStart = i
+      while (i < end && (line.charCodeAt(i) === TAB || line.charCodeAt(i) === SPACE)) i++
     }
   }
 
-  // The ` [USERSPACE] portid=N progname=NAME` suffix is printed after the (possibly cut) flow text.
+  // A flow text of 1023 characters may have been cut: its last field is unreliable, drop it. The
+  // " [USERSPACE] ..." suffix is printed after the buffer, so it is not part of the count.
   let bodyEnd = end
-  const us = line.lastIndexOf(USERSPACE, end)
-  if (us >= pos) bodyEnd = us
-  const truncated = (us >= pos ? us : rawEnd) - bufferStart >= MAX_FLOW_TEXT
-
-  // ---- header: [EVENT] [ipvN N] proto N [timeout] [STATE]
-  let i = pos
-  let token = ""
-  const next = (): boolean => {
-    while (i < bodyEnd && line.charCodeAt(i) === SPACE) i++
-    if (i >= bodyEnd) return false
-    let j = line.indexOf(" ", i)
-    if (j === -1 || j > bodyEnd) j = bodyEnd
-    // A bracketed field may hold spaces: "[start=Wed Nov 25 09:11:29 2026]".
-    if (line.charCodeAt(i) === 91 && line.charCodeAt(j - 1) !== 93) {
-      const close = line.indexOf("]", j)
-      if (close !== -1 && close < bodyEnd) j = close + 1
+  let truncated = false
+  if (rawEnd - bufferStart >= MAX_FLOW_TEXT) {
+    const us = line.lastIndexOf(` ${USERSPACE}`, end)
+    const textEnd = us >= i ? us : rawEnd
+    if (textEnd - bufferStart >= MAX_FLOW_TEXT) {
+      truncated = true
+      bodyEnd = textEnd
+      while (bodyEnd > i && line.charCodeAt(bodyEnd - 1) !== SPACE) bodyEnd--
+      // The suffix is whole: it is read from where it starts.
+      if (us >= i) return parseFields(line, i, bodyEnd, us + 1, end, events, keep, timestamp, truncated)
     }
-    token = line.slice(i, j)
-    i = j
-    return true
   }
-  // The last field of a cut line is unreliable: drop it.
-  if (truncated) {
-    let cut = bodyEnd
-    while (cut > pos && line.charCodeAt(cut - 1) !== SPACE) cut--
-    bodyEnd = cut
-  }
+  return parseFields(line, i, bodyEnd, end, end, events, keep, timestamp, truncated)
+}
 
-  if (!next()) return "empty line"
-  const eventType = eventTags[token]
-  if (eventType !== undefined) {
-    if (!events) return `an event line (${token}) where a dump line was expected`
-    flow.type = eventType
-    if (!next()) return "nothing after the event type"
-  } else if (events) {
-    return "no event type ([NEW], [UPDATE] or [DESTROY]) at the start of the line"
+/**
+ * Parses the flow text line[i, bodyEnd) and, from `suffixAt` to `end`, the [USERSPACE] suffix if it is there.
+ */
+const parseFields = (
+  line: string,
+  i: number,
+  bodyEnd: number,
+  suffixAt: number,
+  end: number,
+  events: boolean,
+  keep: (s: string) => string,
+  timestamp: number | undefined,
+  truncated: boolean
+): Flow | string => {
+  // ---- header: [EVENT] [ipvN N] proto N [timeout] [STATE]
+  let j = tokenEnd(line, i, bodyEnd)
+  let type: EventType | undefined
+  if (line.charCodeAt(i) === BRACKET) {
+    type = eventTag(line, i, j)
+    if (type !== undefined) {
+      if (!events) return `an event line (${line.slice(i, j)}) where a dump line was expected`
+      i = skipSpaces(line, j, bodyEnd)
+      if (i >= bodyEnd) return "nothing after the event type"
+      j = tokenEnd(line, i, bodyEnd)
+    }
   }
+  if (events && type === undefined) return "no event type ([NEW], [UPDATE] or [DESTROY]) at the start of the line"
 
   let declaredFamily: Family | undefined
-  if (token === "ipv4" || token === "ipv6") {
-    declaredFamily = token
-    if (!next()) return "nothing after the address family"
-    const n = parseUint(token)
-    if (n !== (declaredFamily === "ipv4" ? 2 : 10)) return `bad number after ${declaredFamily}: ${token}`
-    if (!next()) return "no protocol"
+  if (j - i === 4 && (line.startsWith("ipv4", i) || line.startsWith("ipv6", i))) {
+    declaredFamily = line.charCodeAt(i + 3) === 52 ? "ipv4" : "ipv6"
+    i = skipSpaces(line, j, bodyEnd)
+    j = tokenEnd(line, i, bodyEnd)
+    const n = uint(line, i, j)
+    if (n !== (declaredFamily === "ipv4" ? 2 : 10)) return `bad number after ${declaredFamily}: ${line.slice(i, j)}`
+    i = skipSpaces(line, j, bodyEnd)
+    if (i >= bodyEnd) return "no protocol"
+    j = tokenEnd(line, i, bodyEnd)
   }
 
-  const protoName = token
-  const expected = protoName === "unknown" ? -1 : knownProtocols[protoName]
-  if (expected === undefined) return `unknown protocol name: ${protoName}`
-  if (!next()) return "no protocol number"
-  const protonum = parseUint(token)
-  if (protonum < 0 || protonum > 255) return `bad protocol number: ${token}`
-  if (expected !== -1 && expected !== protonum) return `protocol ${protoName} is number ${expected}, not ${protonum}`
-  flow.proto = protoName as ProtocolName
-  flow.protonum = protonum
-  const proto = flow.proto
+  const protoWord = line.slice(i, j)
+  const known = knownProtocols.get(protoWord)
+  if (known === undefined && protoWord !== "unknown") return `unknown protocol name: ${protoWord}`
+  const proto: ProtocolName = known === undefined ? "unknown" : known[0]
+  i = skipSpaces(line, j, bodyEnd)
+  if (i >= bodyEnd) return "no protocol number"
+  j = tokenEnd(line, i, bodyEnd)
+  const protonum = uint(line, i, j)
+  if (protonum < 0 || protonum > 255) return `bad protocol number: ${line.slice(i, j)}`
+  if (known !== undefined && known[1] !== protonum) return `protocol ${proto} is number ${known[1]}, not ${protonum}`
+  const ports = portProtocols.has(proto)
+  const icmp = icmpProtocols.has(proto)
+  const gre = proto === "gre"
+  i = skipSpaces(line, j, bodyEnd)
+  j = tokenEnd(line, i, bodyEnd)
 
-  let more = next()
-  if (more) {
-    const timeout = parseUint(token)
-    if (timeout >= 0) {
-      flow.timeout = timeout
-      more = next()
+  let timeout: number | undefined
+  if (i < bodyEnd) {
+    const n = uint(line, i, j)
+    if (n >= 0) {
+      timeout = n
+      i = skipSpaces(line, j, bodyEnd)
+      j = tokenEnd(line, i, bodyEnd)
     }
   }
-  if (more && token.indexOf("=") === -1 && token.charCodeAt(0) !== 91) {
-    if (!/^[A-Z][A-Z0-9_]*$/.test(token)) return `bad state: ${token}`
-    flow.state = intern(token)
-    more = next()
+  let state: string | undefined
+  if (i < bodyEnd && line.charCodeAt(i) !== BRACKET) {
+    const eq = line.indexOf("=", i)
+    if (eq === -1 || eq >= j) {
+      if (!isStateWord(line, i, j)) return `bad state: ${line.slice(i, j)}`
+      state = word(line.slice(i, j))
+      i = skipSpaces(line, j, bodyEnd)
+    }
   }
 
-  // ---- fields: tuples, tags, key=value
-  let original: MutableTuple | undefined
-  let reply: MutableTuple | undefined
-  let current: MutableTuple | undefined
-  let which: 0 | 1 | 2 = 0
-  while (more) {
-    const t = token
-    const eq = t.indexOf("=")
-    if (t.charCodeAt(0) === 91 /* [ */) {
-      if (eq === -1) {
-        switch (t) {
-          case "[UNREPLIED]":
-            flow.unreplied = true
-            break
-          case "[ASSURED]":
-            flow.assured = true
-            break
-          case "[OFFLOAD]":
-            flow.offload = true
-            break
-          case "[HW_OFFLOAD]":
-            flow.hwOffload = true
-            break
-          default:
-            if (eventTags[t] !== undefined) return `event type ${t} in the middle of the line`
-        }
-      } else if (t.charCodeAt(t.length - 1) === 93) {
-        const key = t.slice(1, eq)
-        if (key === "start") flow.start = intern(t.slice(eq + 1, -1))
-        else if (key === "stop") flow.stop = intern(t.slice(eq + 1, -1))
+  // ---- fields
+  let family: Family | undefined
+  clearTuple(originalDraft)
+  clearTuple(replyDraft)
+  let tuples = 0
+  let current: TupleDraft | undefined
+  let unreplied = false
+  let assured = false
+  let offload = false
+  let hwOffload = false
+  let mark: number | undefined
+  let secmark: number | undefined
+  let secctx: string | undefined
+  let zone: number | undefined
+  let deltaTime: number | undefined
+  let start: string | undefined
+  let stop: string | undefined
+  let helper: string | undefined
+  let use: number | undefined
+  let id: number | undefined
+  let labels: Array<string> | undefined
+  let userspaceAt = suffixAt < end ? suffixAt : -1
+
+  while (i < bodyEnd) {
+    j = tokenEnd(line, i, bodyEnd)
+    const first = line.charCodeAt(i)
+    if (first === BRACKET) {
+      if (line.charCodeAt(j - 1) !== CLOSE_BRACKET) {
+        // A bracketed field may hold spaces: "[start=Wed Nov 25 09:11:29 2026]".
+        const close = line.indexOf("]", j)
+        if (close !== -1 && close < bodyEnd) j = close + 1
       }
-      more = next()
+      const n = j - i
+      if (n === 9 && line.startsWith("[ASSURED]", i)) assured = true
+      else if (n === 11 && line.startsWith("[UNREPLIED]", i)) unreplied = true
+      else if (n === 9 && line.startsWith("[OFFLOAD]", i)) offload = true
+      else if (n === 12 && line.startsWith("[HW_OFFLOAD]", i)) hwOffload = true
+      else if (n === 11 && line.startsWith(USERSPACE, i)) {
+        userspaceAt = i
+        break
+      } else if (line.startsWith("[start=", i)) start = keep(line.slice(i + 7, j - 1))
+      else if (line.startsWith("[stop=", i)) stop = keep(line.slice(i + 6, j - 1))
+      else if (eventTag(line, i, j) !== undefined) return `event type ${line.slice(i, j)} in the middle of the line`
+      i = skipSpaces(line, j, bodyEnd)
       continue
     }
-    if (eq <= 0) return `unexpected word: ${t}`
-    const key = t.slice(0, eq)
-    const value = t.slice(eq + 1)
-    if (key === "src") {
-      if (which === 2) return "a third src= field"
-      which = which === 0 ? 1 : 2
-      current = { src: "", dst: "" }
-      if (which === 1) original = current
-      else reply = current
-      const src = address(value)
-      if (src === undefined) return `bad address in src=${value}`
-      const family = familyOf(src)
-      current.src = src
-      if (flow.family === undefined) flow.family = family
-      else if (flow.family !== family) return `mixed address families: src=${value}`
-    } else if (key === "dst") {
-      if (current === undefined) return "dst= before src="
-      const dst = address(value)
-      if (dst === undefined || familyOf(dst) !== flow.family) return `bad address in dst=${value}`
-      current.dst = dst
-    } else if (
-      key === "id" &&
-      current !== undefined &&
-      icmpProtocols.has(proto) &&
-      current.code !== undefined &&
-      current.id === undefined
-    ) {
-      const n = parseUint(value)
-      if (n < 0 || n > 65535) return `bad ICMP id: ${t}`
-      current.id = n
-    } else if (tupleFields.has(key)) {
-      if (current === undefined) return `${key}= before src=`
-      const n = key === "srckey" || key === "dstkey" ? parseHex(value) : parseUint(value)
-      if (n < 0) return `bad number in ${t}`
-      if ((key === "sport" || key === "dport") && n > 65535) return `port out of range: ${t}`
-      if ((key === "type" || key === "code") && n > 255) return `ICMP ${key} out of range: ${t}`
-      current[key as "sport"] = n
-    } else if (key === "zone-orig" || key === "zone-reply") {
-      const target = key === "zone-orig" ? original : reply
-      if (target === undefined) return `${key}= before its tuple`
-      const n = parseUint(value)
-      if (n < 0 || n > 65535) return `bad zone: ${t}`
-      target.zone = n
-    } else if (key === "portid" || key === "progname") {
-      // Only after " [USERSPACE]", which ends the body; elsewhere an unknown field.
-    } else {
-      switch (key) {
-        case "mark":
-        case "secmark":
-        case "zone":
-        case "use":
-        case "id":
-        case "delta-time": {
-          const n = parseUint(value)
-          if (n < 0) return `bad number in ${t}`
-          if (key !== "delta-time" && n > 0xffffffff) return `${key}= out of range: ${t}`
-          if (key === "delta-time") flow.deltaTime = n
-          else flow[key] = n
-          break
+    const eq = line.indexOf("=", i)
+    if (eq <= i || eq >= j) return `unexpected word: ${line.slice(i, j)}`
+    const v = eq + 1
+    switch (eq - i) {
+      case 3:
+        if (first === 115 /* s */ && line.startsWith("src", i)) {
+          if (tuples === 2) return "a third src= field"
+          const src = line.slice(v, j)
+          const f = familyOf(src)
+          if (f === undefined) return `bad address in src=${src}`
+          if (family === undefined) family = f
+          else if (family !== f) return `mixed address families: src=${src}`
+          current = tuples++ === 0 ? originalDraft : replyDraft
+          current.src = keep(src)
+        } else if (first === 100 /* d */ && line.startsWith("dst", i)) {
+          if (current === undefined) return "dst= before src="
+          const dst = line.slice(v, j)
+          if (familyOf(dst) !== family) return `bad address in dst=${dst}`
+          current.dst = keep(dst)
+        } else if (first === 117 /* u */ && line.startsWith("use", i)) {
+          use = uint(line, v, j)
+          if (use < 0 || use > 0xffffffff) return `bad number in ${line.slice(i, j)}`
         }
-        case "secctx":
-          flow.secctx = intern(value)
-          break
-        case "helper":
-          flow.helper = intern(value)
-          break
-        case "labels":
-          flow.labels = value === "" ? [] : value.split(",").map(intern)
-          break
-        default:
-        // Unknown key=value fields are ignored.
-      }
+        break
+      case 2:
+        if (first === 105 /* i */ && line.charCodeAt(i + 1) === 100 /* d */) {
+          const n = uint(line, v, j)
+          if (icmp && current !== undefined && current.code !== undefined && current.id === undefined) {
+            // The ICMP echo id inside a tuple, not the conntrack id.
+            if (n < 0 || n > 65535) return `bad ICMP id: ${line.slice(i, j)}`
+            current.id = n
+          } else {
+            if (n < 0 || n > 0xffffffff) return `bad number in ${line.slice(i, j)}`
+            id = n
+          }
+        }
+        break
+      case 4:
+        if (first === 116 /* t */ && line.startsWith("type", i)) {
+          if (current === undefined) return "type= before src="
+          const n = uint(line, v, j)
+          if (n < 0 || n > 255) return `ICMP type out of range: ${line.slice(i, j)}`
+          current.type = n
+        } else if (first === 99 /* c */ && line.startsWith("code", i)) {
+          if (current === undefined) return "code= before src="
+          const n = uint(line, v, j)
+          if (n < 0 || n > 255) return `ICMP code out of range: ${line.slice(i, j)}`
+          current.code = n
+        } else if (first === 109 /* m */ && line.startsWith("mark", i)) {
+          mark = uint(line, v, j)
+          if (mark < 0 || mark > 0xffffffff) return `bad number in ${line.slice(i, j)}`
+        } else if (first === 122 /* z */ && line.startsWith("zone", i)) {
+          zone = uint(line, v, j)
+          if (zone < 0 || zone > 65535) return `bad zone: ${line.slice(i, j)}`
+        }
+        break
+      case 5:
+        if ((first === 115 || first === 100) && line.startsWith("port", i + 1)) {
+          if (current === undefined) return `${line.slice(i, eq)}= before src=`
+          const n = uint(line, v, j)
+          if (n < 0 || n > 65535) return `port out of range: ${line.slice(i, j)}`
+          if (first === 115) current.sport = n
+          else current.dport = n
+        } else if (first === 98 /* b */ && line.startsWith("bytes", i)) {
+          if (current === undefined) return "bytes= before src="
+          const n = uint(line, v, j)
+          if (n < 0) return `bad number in ${line.slice(i, j)}`
+          current.bytes = n
+        }
+        break
+      case 6:
+        if (
+          (first === 115 || first === 100) &&
+          line.startsWith("key", i + 3) &&
+          line.startsWith("src", i) !== (first === 100)
+        ) {
+          if (current === undefined) return `${line.slice(i, eq)}= before src=`
+          const n = hexUint(line, v, j)
+          if (n < 0) return `bad key in ${line.slice(i, j)}`
+          if (first === 115) current.srckey = n
+          else current.dstkey = n
+        } else if (line.startsWith("secctx", i)) {
+          secctx = keep(line.slice(v, j))
+        } else if (line.startsWith("helper", i)) {
+          helper = keep(line.slice(v, j))
+        } else if (line.startsWith("labels", i)) {
+          labels = v === j ? [] : line.slice(v, j).split(",").map(keep)
+        }
+        break
+      case 7:
+        if (first === 112 /* p */ && line.startsWith("packets", i)) {
+          if (current === undefined) return "packets= before src="
+          const n = uint(line, v, j)
+          if (n < 0) return `bad number in ${line.slice(i, j)}`
+          current.packets = n
+        } else if (first === 115 && line.startsWith("secmark", i)) {
+          secmark = uint(line, v, j)
+          if (secmark < 0 || secmark > 0xffffffff) return `bad number in ${line.slice(i, j)}`
+        }
+        break
+      case 9:
+      case 10:
+        if (line.startsWith("zone-orig", i) || line.startsWith("zone-reply", i)) {
+          const target = eq - i === 9 ? originalDraft : replyDraft
+          if (target.src === undefined) return `${line.slice(i, eq)}= before its tuple`
+          const n = uint(line, v, j)
+          if (n < 0 || n > 65535) return `bad zone: ${line.slice(i, j)}`
+          target.zone = n
+        } else if (line.startsWith("delta-time", i)) {
+          deltaTime = uint(line, v, j)
+          if (deltaTime < 0) return `bad number in ${line.slice(i, j)}`
+        }
+        break
+      default:
+      // Unknown key=value fields are ignored.
     }
-    more = next()
-  }
-
-  // ---- the [USERSPACE] suffix
-  if (bodyEnd < end && line.startsWith(USERSPACE, us)) {
-    const userspace: { -readonly [K in keyof Userspace]: Userspace[K] } = {}
-    for (const field of line.slice(us + USERSPACE.length, end).split(" ")) {
-      if (field.startsWith("portid=")) {
-        const n = parseUint(field.slice(7))
-        if (n < 0) return `bad number in ${field}`
-        userspace.portid = n
-      } else if (field.startsWith("progname=")) {
-        userspace.progname = intern(field.slice(9))
-      }
-    }
-    flow.userspace = userspace
+    i = skipSpaces(line, j, bodyEnd)
   }
 
   // ---- completeness
-  const cutNote = truncated ? " (the line was cut at 1023 bytes)" : ""
-  for (const w of [1, 2] as const) {
-    const tuple = w === 1 ? original : reply
-    const name = describeTuple(w)
-    if (tuple === undefined) return `no ${name} tuple${cutNote}`
-    if (tuple.dst === "") return `no dst= in the ${name} tuple${cutNote}`
-    if (portProtocols.has(proto) && (tuple.sport === undefined || tuple.dport === undefined)) {
-      return `no sport=/dport= in the ${name} tuple${cutNote}`
+  if (tuples === 0) return `no original tuple${cutNote(truncated)}`
+  if (tuples === 1) return `no reply tuple${cutNote(truncated)}`
+  for (const tuple of [originalDraft, replyDraft]) {
+    const name = tuple === originalDraft ? "original" : "reply"
+    if (tuple.dst === undefined) return `no dst= in the ${name} tuple${cutNote(truncated)}`
+    if (ports && (tuple.sport === undefined || tuple.dport === undefined)) {
+      return `no sport=/dport= in the ${name} tuple${cutNote(truncated)}`
     }
-    if (icmpProtocols.has(proto) && (tuple.type === undefined || tuple.code === undefined)) {
-      return `no type=/code= in the ${name} tuple${cutNote}`
+    if (icmp && (tuple.type === undefined || tuple.code === undefined || tuple.id === undefined)) {
+      return `no type=/code=/id= in the ${name} tuple${cutNote(truncated)}`
     }
-    if (proto === "gre" && (tuple.srckey === undefined || tuple.dstkey === undefined)) {
-      return `no srckey=/dstkey= in the ${name} tuple${cutNote}`
+    if (gre && (tuple.srckey === undefined || tuple.dstkey === undefined)) {
+      return `no srckey=/dstkey= in the ${name} tuple${cutNote(truncated)}`
     }
   }
-  if (declaredFamily !== undefined && declaredFamily !== flow.family) {
-    return `the line says ${declaredFamily} but its addresses are ${flow.family}`
+  if (declaredFamily !== undefined && declaredFamily !== family) {
+    return `the line says ${declaredFamily} but its addresses are ${family}`
   }
-  flow.original = original as Tuple
-  flow.reply = reply as Tuple
-  if (truncated) flow.truncated = true
-  return flow
+
+  // ---- the [USERSPACE] suffix
+  let userspace: { -readonly [K in keyof Userspace]: Userspace[K] } | undefined
+  if (userspaceAt >= 0) {
+    userspace = {}
+    for (const field of line.slice(userspaceAt + USERSPACE.length, end).split(" ")) {
+      if (field.startsWith("portid=")) {
+        const n = uint(field, 7, field.length)
+        if (n < 0 || n > 0xffffffff) return `bad number in ${field}`
+        userspace.portid = n
+      } else if (field.startsWith("progname=")) {
+        userspace.progname = keep(field.slice(9))
+      }
+    }
+  }
+
+  return makeFlow({
+    type,
+    timestamp,
+    family,
+    proto,
+    protonum,
+    timeout,
+    state,
+    original: makeTuple(originalDraft),
+    reply: makeTuple(replyDraft),
+    unreplied: unreplied ? true : undefined,
+    assured: assured ? true : undefined,
+    offload: offload ? true : undefined,
+    hwOffload: hwOffload ? true : undefined,
+    mark,
+    secmark,
+    secctx,
+    zone,
+    deltaTime,
+    start,
+    stop,
+    helper,
+    use,
+    id,
+    labels,
+    userspace,
+    truncated: truncated ? true : undefined
+  })
 }

@@ -290,6 +290,16 @@ describe("properties", () => {
     )
   })
 
+  it("gives the same flow with { compact: true }", () => {
+    fc.assert(
+      fc.property(Arb.flow(fc.constant(undefined)), (flow) => {
+        const line = formatDumpLine(flow)
+        expect(ok(parseLine(line, "dump", { compact: true }))).toStrictEqual(ok(parseLine(line, "dump")))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
   it("formats the real lines back as conntrack printed them", () => {
     for (const { line, format } of realLines.filter((l) => !l.line.includes("ipv4") && !l.line.includes("ipv6"))) {
       const flow = ok(parseLine(line, format))

@@ -1,0 +1,19 @@
+/**
+ * The `effect-conntrack` command line.
+ */
+import * as Command from "@effect/cli/Command"
+import { parseCommand } from "./cli/ParseCommand.js"
+import { reportFailure } from "./cli/Report.js"
+
+export const command = Command.make("effect-conntrack").pipe(
+  Command.withDescription("A live table of the kernel's tracked connections (netfilter conntrack)."),
+  Command.withSubcommands([parseCommand])
+)
+
+const cli = Command.run(command, { name: "effect-conntrack", version: "0.1.0" })
+
+/**
+ * Runs the command line on `process.argv`-shaped arguments (`["node", "bin", ...args]`); a failure is printed as
+ * one sentence on stderr and kept, so that the caller exits non-zero.
+ */
+export const run = (args: ReadonlyArray<string>) => reportFailure(cli(args))
