@@ -12,3 +12,64 @@ export class LineParseError extends Data.TaggedError("LineParseError")<{
     return `${this.reason}: ${JSON.stringify(this.line.length > 200 ? `${this.line.slice(0, 200)}...` : this.line)}`
   }
 }
+
+/** The `conntrack` binary (or `setpriv`, which starts it) is not installed or not at the given path. */
+export class ConntrackNotFound extends Data.TaggedError("ConntrackNotFound")<{
+  readonly binary: string
+  readonly pkg: string
+}> {
+  override get message(): string {
+    return `${this.binary} was not found: install the ${this.pkg} package (e.g. apt-get install ${this.pkg}) or give its path`
+  }
+}
+
+/** conntrack refused to run: it needs root or the CAP_NET_ADMIN capability. */
+export class PermissionDenied extends Data.TaggedError("PermissionDenied")<{
+  readonly command: string
+  readonly stderr: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    return `${this.command} was refused: run as root or give the process CAP_NET_ADMIN (${this.stderr.join(" / ")})`
+  }
+}
+
+/** conntrack ended: a dump with a failure, or an event stream at all (an event stream that ends is a failure). */
+export class ConntrackExited extends Data.TaggedError("ConntrackExited")<{
+  readonly command: string
+  readonly exitCode?: number
+  readonly signal?: string
+  readonly stderr: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    const how = this.signal !== undefined ? `was killed by ${this.signal}` : `exited with code ${this.exitCode}`
+    const tail = this.stderr.length > 0 ? `; its last stderr lines: ${this.stderr.join(" / ")}` : ""
+    return `${this.command} ${how}${tail}`
+  }
+}
+
+/**
+ * conntrack reported ENOBUFS: the kernel dropped events it could not deliver. From conntrack 1.4.6 on the process
+ * keeps running, so the event stream fails itself to force a resync.
+ */
+export class EventOverflow extends Data.TaggedError("EventOverflow")<{
+  readonly command: string
+}> {
+  override get message(): string {
+    return `${this.command} hit ENOBUFS and lost events: resyncing from a fresh dump`
+  }
+}
+
+/** The kernel sends no conntrack events in this network namespace (or says nothing about them). */
+export class EventsDisabled extends Data.TaggedError("EventsDisabled")<{
+  readonly path: string
+  /** What the file held, trimmed; absent when it could not be read. */
+  readonly content?: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `conntrack events are off: ${this.path} ${this.reason} (turn them on with sysctl -w net.netfilter.nf_conntrack_events=1)`
+  }
+}
+
+/** Every error that running conntrack can fail with. */
+export type ConntrackError = ConntrackNotFound | PermissionDenied | ConntrackExited | EventOverflow

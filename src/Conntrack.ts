@@ -1,0 +1,220 @@
+/**
+ * The conntrack CLI as Effect streams: `dump` runs `conntrack -L -o id`, `events` runs `conntrack -E -o id`, each a
+ * `Stream` of parsed flows from a scoped child process with typed errors.
+ *
+ * stdout and stderr are read from the start. stderr lines are logged (the buffer-size NOTICE at debug, the rest at
+ * warning); an ENOBUFS warning fails the event stream (conntrack 1.4.6+ keeps running after losing events). A
+ * malformed stdout line is logged and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
+ * then SIGKILL after `stopTimeout`; started through `setpriv --pdeathsig KILL`, it also dies with this process.
+ */
+import * as Command from "@effect/platform/Command"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import type { PlatformError } from "@effect/platform/Error"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import {
+  type ConntrackError,
+  ConntrackExited,
+  ConntrackNotFound,
+  EventOverflow,
+  type LineParseError,
+  PermissionDenied
+} from "./Errors.js"
+import type { Flow } from "./Flow.js"
+import * as Metrics from "./Metrics.js"
+import { type ConntrackOptions, resolve } from "./Options.js"
+import { type LineFormat, parseLine } from "./Parser.js"
+
+/** The arguments conntrack is run with, for `-L` (dump) or `-E` (events). */
+export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {}): ReadonlyArray<string> => {
+  const o = resolve(options)
+  const protocol = o.protocol === "all" ? [] : ["-p", o.protocol]
+  return format === "dump"
+    ? ["-L", "-o", "id", ...protocol, ...o.extraArgs]
+    : [
+        ...(o.bufferSize > 0 ? ["--buffer-size", String(o.bufferSize)] : []),
+        "-E",
+        "-o",
+        "id",
+        ...protocol,
+        ...o.extraArgs
+      ]
+}
+
+/** A running conntrack: its flows, and (for `-E`) a signal that its event socket is listening. */
+export interface Running {
+  /** Parsed flows. The event stream fails when conntrack ends, whatever its exit code, or reports ENOBUFS. */
+  readonly flows: Stream.Stream<Flow, ConntrackError>
+  /** Completes once conntrack printed its buffer-size NOTICE (its event socket exists); never without one. */
+  readonly listening: Effect.Effect<void>
+  readonly pid: number
+}
+
+const STDERR_KEPT = 10
+
+const isPermissionLine = (line: string) =>
+  /must be root or get CAP_NET_ADMIN|Can't open netlink socket|Operation not permitted/.test(line)
+
+/** Starts conntrack in the current scope. */
+export const start = (
+  format: LineFormat,
+  options: ConntrackOptions = {}
+): Effect.Effect<Running, ConntrackError, CommandExecutor.CommandExecutor | Scope.Scope> =>
+  Effect.gen(function* () {
+    const o = resolve(options)
+    const args = argumentsFor(format, options)
+    const shown = `${o.binary} ${args.join(" ")}`
+    const command = o.dieWithParent
+      ? Command.make("setpriv", "--pdeathsig", "KILL", "--", o.binary, ...args)
+      : Command.make(o.binary, ...args)
+
+    const proc = yield* Command.start(command).pipe(
+      Effect.mapError((error): ConntrackError => {
+        if (error._tag === "SystemError" && error.reason === "NotFound") {
+          return o.dieWithParent
+            ? new ConntrackNotFound({ binary: "setpriv", pkg: "util-linux" })
+            : new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
+        }
+        if (error._tag === "SystemError" && error.reason === "PermissionDenied") {
+          return new PermissionDenied({ command: shown, stderr: [error.message] })
+        }
+        return new ConntrackExited({ command: shown, stderr: [error.message] })
+      })
+    )
+
+    // Runs before the executor's own finalizer (which waits for the child with no time limit).
+    yield* Effect.addFinalizer(() =>
+      proc.isRunning.pipe(
+        Effect.flatMap((running) =>
+          running
+            ? proc.kill("SIGTERM").pipe(
+                Effect.timeoutFail({ duration: o.stopTimeout, onTimeout: () => "timeout" as const }),
+                Effect.catchAll(() =>
+                  Effect.logWarning(`${shown} did not stop on SIGTERM within ${o.stopTimeout}: SIGKILL`).pipe(
+                    Effect.zipRight(proc.kill("SIGKILL"))
+                  )
+                )
+              )
+            : Effect.void
+        ),
+        Effect.ignore
+      )
+    )
+
+    const listening = yield* Deferred.make<void>()
+    const failure = yield* Deferred.make<never, ConntrackError>()
+    const stderrTail: Array<string> = []
+    let permissionRefused = false
+
+    const onStderrLine = (line: string): Effect.Effect<void> => {
+      if (line.trim() === "") return Effect.void
+      stderrTail.push(line)
+      if (stderrTail.length > STDERR_KEPT) stderrTail.shift()
+      if (line.startsWith("NOTICE: Netlink socket buffer size")) {
+        return Effect.logDebug(line).pipe(Effect.zipRight(Deferred.succeed(listening, undefined)))
+      }
+      if (line.includes("flow entries have been shown") || line.includes("flow events have been shown")) {
+        return Effect.logDebug(line)
+      }
+      if (line.includes("We have hit ENOBUFS")) {
+        return Metric.increment(Metrics.overflows).pipe(
+          Effect.zipRight(Effect.logWarning(`${shown}: ${line}`)),
+          Effect.zipRight(Deferred.fail(failure, new EventOverflow({ command: shown })))
+        )
+      }
+      if (isPermissionLine(line)) permissionRefused = true
+      // The two lines that follow an ENOBUFS warning say nothing new.
+      if (line.startsWith("This message means that") || line.startsWith("Please, check --buffer-size")) {
+        return Effect.logDebug(line)
+      }
+      return Effect.logWarning(`${shown}: ${line}`)
+    }
+
+    const stderrFiber = yield* proc.stderr.pipe(
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.runForEach(onStderrLine),
+      Effect.ignore,
+      Effect.forkScoped
+    )
+
+    const exitError = (exitCode: number | undefined, signal: string | undefined): ConntrackError => {
+      const stderr = [...stderrTail]
+      if (permissionRefused) return new PermissionDenied({ command: shown, stderr })
+      if (exitCode === 127 && stderr.some((l) => /No such file or directory/.test(l))) {
+        return new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
+      }
+      return new ConntrackExited({
+        command: shown,
+        ...(exitCode !== undefined ? { exitCode } : {}),
+        ...(signal !== undefined ? { signal } : {}),
+        stderr
+      })
+    }
+
+    // After stdout ends: all of stderr is read, then the exit code decides. `exitCode` fails for a child killed by
+    // a signal.
+    const ending: Effect.Effect<void, ConntrackError> = Fiber.join(stderrFiber).pipe(
+      Effect.zipRight(
+        proc.exitCode.pipe(
+          Effect.either,
+          Effect.flatMap((exit) => {
+            if (Either.isRight(exit)) {
+              const code = exit.right as number
+              return code === 0 && format === "dump" && !permissionRefused
+                ? Effect.void
+                : Effect.fail(exitError(code, undefined))
+            }
+            return Effect.fail(exitError(undefined, signalOf(exit.left)))
+          })
+        )
+      )
+    )
+
+    const flows = proc.stdout.pipe(
+      Stream.catchAll((error: PlatformError) => Stream.fail(exitError(undefined, error.message))),
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.mapChunksEffect((lines) => parseChunk(lines, format, shown)),
+      Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
+      Stream.interruptWhen(Deferred.await(failure))
+    )
+    return { flows, listening: Deferred.await(listening), pid: proc.pid as number }
+  })
+
+const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message
+
+const parseChunk = (lines: Chunk.Chunk<string>, format: LineFormat, shown: string) =>
+  Effect.suspend(() => {
+    const flows: Array<Flow> = []
+    let errors: Array<LineParseError> | undefined
+    for (const line of lines) {
+      if (line === "") continue
+      const result = parseLine(line, format, { compact: true })
+      if (Either.isRight(result)) flows.push(result.right)
+      else (errors ??= []).push(result.left)
+    }
+    if (errors === undefined) return Effect.succeed(Chunk.unsafeFromArray(flows))
+    return Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
+      Effect.zipRight(Effect.forEach(errors, (e) => Effect.logWarning(`${shown}: skipped a line: ${e.message}`))),
+      Effect.as(Chunk.unsafeFromArray(flows))
+    )
+  })
+
+/** `conntrack -L -o id` as a stream of flows; it ends when the dump does. */
+export const dump = (
+  options: ConntrackOptions = {}
+): Stream.Stream<Flow, ConntrackError, CommandExecutor.CommandExecutor> =>
+  Stream.unwrapScoped(Effect.map(start("dump", options), (running) => running.flows))
+
+/** `conntrack -E -o id` as a stream of event flows; it never ends but by failing. */
+export const events = (
+  options: ConntrackOptions = {}
+): Stream.Stream<Flow, ConntrackError, CommandExecutor.CommandExecutor> =>
+  Stream.unwrapScoped(Effect.map(start("events", options), (running) => running.flows))

@@ -1,0 +1,128 @@
+/**
+ * Options of the walker: a plain object for library users, and a `Config` reader (environment variables with a
+ * `CONNTRACK_` prefix) for the command line, mapped onto the same object.
+ */
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+
+/** How to run conntrack. */
+export interface ConntrackOptions {
+  /** Path or name of the conntrack binary. Default `conntrack`. */
+  readonly binary?: string
+  /** Protocol to track (`-p`); `all` passes no `-p`. Default `tcp`. */
+  readonly protocol?: string
+  /** `--buffer-size` of the event socket in bytes; 0 passes none. Default 4 MiB. */
+  readonly bufferSize?: number
+  /** More arguments for both `-L` and `-E` (e.g. `["--zone", "3"]`). */
+  readonly extraArgs?: ReadonlyArray<string>
+  /** Start conntrack through `setpriv --pdeathsig KILL` so that it dies with this process. Default true. */
+  readonly dieWithParent?: boolean
+  /** How long a stopped conntrack gets between SIGTERM and SIGKILL. Default 2 seconds. */
+  readonly stopTimeout?: Duration.DurationInput
+}
+
+/** How the flow table behaves. */
+export interface TableOptions {
+  /** Most flows kept as died-since-the-last-walk; the oldest are dropped (and counted) past it. Default 65,536. */
+  readonly maxDead?: number
+  /** Most keys remembered as already reported dead (so a dump does not report them again). Default 65,536. */
+  readonly maxReported?: number
+  /** Treat flows seen only as NEW as active (their direction may be wrong). Default false, as in the Go tracker. */
+  readonly includeNew?: boolean
+}
+
+/** Everything the walker takes. */
+export interface WalkerOptions extends ConntrackOptions, TableOptions {
+  /** Where `sys/net/netfilter/nf_conntrack_events` is read from. Default `/proc`. */
+  readonly procRoot?: string
+  /** Pause before restarting after any failure. Default 1 second. */
+  readonly restartDelay?: Duration.DurationInput
+  /** Longest wait for conntrack -E to say it listens (its buffer-size NOTICE) before dumping. Default 1 second. */
+  readonly listenTimeout?: Duration.DurationInput
+}
+
+export const defaults = {
+  binary: "conntrack",
+  protocol: "tcp",
+  bufferSize: 4 * 1024 * 1024,
+  extraArgs: [] as ReadonlyArray<string>,
+  dieWithParent: true,
+  stopTimeout: Duration.seconds(2),
+  maxDead: 65_536,
+  maxReported: 65_536,
+  includeNew: false,
+  procRoot: "/proc",
+  restartDelay: Duration.seconds(1),
+  listenTimeout: Duration.seconds(1)
+} as const
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  readonly binary: string
+  readonly protocol: string
+  readonly bufferSize: number
+  readonly extraArgs: ReadonlyArray<string>
+  readonly dieWithParent: boolean
+  readonly stopTimeout: Duration.Duration
+  readonly maxDead: number
+  readonly maxReported: number
+  readonly includeNew: boolean
+  readonly procRoot: string
+  readonly restartDelay: Duration.Duration
+  readonly listenTimeout: Duration.Duration
+}
+
+export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
+  binary: options.binary ?? defaults.binary,
+  protocol: options.protocol ?? defaults.protocol,
+  bufferSize: options.bufferSize ?? defaults.bufferSize,
+  extraArgs: options.extraArgs ?? defaults.extraArgs,
+  dieWithParent: options.dieWithParent ?? defaults.dieWithParent,
+  stopTimeout: Duration.decode(options.stopTimeout ?? defaults.stopTimeout),
+  maxDead: options.maxDead ?? defaults.maxDead,
+  maxReported: options.maxReported ?? defaults.maxReported,
+  includeNew: options.includeNew ?? defaults.includeNew,
+  procRoot: options.procRoot ?? defaults.procRoot,
+  restartDelay: Duration.decode(options.restartDelay ?? defaults.restartDelay),
+  listenTimeout: Duration.decode(options.listenTimeout ?? defaults.listenTimeout)
+})
+
+const optional = <A>(config: Config.Config<A>) => Config.option(config)
+
+/**
+ * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
+ * `CONNTRACK_EXTRA_ARGS` (split on spaces), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
+ * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
+ * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
+ * Unset variables are left out, so the defaults (or values given in code) apply.
+ */
+export const config: Config.Config<WalkerOptions> = Config.all({
+  binary: optional(Config.nonEmptyString("BINARY")),
+  protocol: optional(Config.nonEmptyString("PROTOCOL")),
+  bufferSize: optional(
+    Config.integer("BUFFER_SIZE").pipe(Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }))
+  ),
+  extraArgs: optional(Config.string("EXTRA_ARGS").pipe(Config.map((s) => s.split(/\s+/).filter((a) => a !== "")))),
+  dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),
+  stopTimeout: optional(Config.duration("STOP_TIMEOUT")),
+  maxDead: optional(
+    Config.integer("MAX_DEAD").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
+  ),
+  maxReported: optional(
+    Config.integer("MAX_REPORTED").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
+  ),
+  includeNew: optional(Config.boolean("INCLUDE_NEW")),
+  procRoot: optional(Config.nonEmptyString("PROC_ROOT")),
+  restartDelay: optional(Config.duration("RESTART_DELAY")),
+  listenTimeout: optional(Config.duration("LISTEN_TIMEOUT"))
+}).pipe(
+  Config.nested("CONNTRACK"),
+  Config.map((values) => {
+    const options: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
+      if (Option.isSome(value)) options[key] = value.value
+    }
+    return options as WalkerOptions
+  })
+)
