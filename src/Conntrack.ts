@@ -51,8 +51,11 @@ export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {})
 export interface Running {
   /** Parsed flows. The event stream fails when conntrack ends, whatever its exit code, or reports ENOBUFS. */
   readonly flows: Stream.Stream<Flow, ConntrackError>
-  /** Completes once conntrack printed its buffer-size NOTICE (its event socket exists); never without one. */
-  readonly listening: Effect.Effect<void>
+  /**
+   * Completes once conntrack printed its buffer-size NOTICE (its event socket exists); fails if conntrack ends
+   * first; without `--buffer-size` it waits until then.
+   */
+  readonly listening: Effect.Effect<void, ConntrackError>
   readonly pid: number
 }
 
@@ -88,12 +91,13 @@ export const start = (
       })
     )
 
-    // Runs before the executor's own finalizer (which waits for the child with no time limit).
+    // Runs before the executor's own finalizer (which waits for the child with no time limit). Finalizers are
+    // uninterruptible: the wait for the child is made interruptible so that the timeout can cut it short.
     yield* Effect.addFinalizer(() =>
       proc.isRunning.pipe(
         Effect.flatMap((running) =>
           running
-            ? proc.kill("SIGTERM").pipe(
+            ? Effect.interruptible(proc.kill("SIGTERM")).pipe(
                 Effect.timeoutFail({ duration: o.stopTimeout, onTimeout: () => "timeout" as const }),
                 Effect.catchAll(() =>
                   Effect.logWarning(`${shown} did not stop on SIGTERM within ${o.stopTimeout}: SIGKILL`).pipe(
@@ -185,7 +189,16 @@ export const start = (
       Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
       Stream.interruptWhen(Deferred.await(failure))
     )
-    return { flows, listening: Deferred.await(listening), pid: proc.pid as number }
+    const exitedFirst = proc.exitCode.pipe(
+      Effect.either,
+      Effect.zipLeft(Fiber.join(stderrFiber)),
+      Effect.flatMap((exit) =>
+        Effect.fail(
+          Either.isRight(exit) ? exitError(exit.right as number, undefined) : exitError(undefined, signalOf(exit.left))
+        )
+      )
+    )
+    return { flows, listening: Effect.raceFirst(Deferred.await(listening), exitedFirst), pid: proc.pid as number }
   })
 
 const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message

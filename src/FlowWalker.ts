@@ -112,12 +112,12 @@ export const make = (
       Effect.gen(function* () {
         // Events first, then the dump: what changes while we dump waits in the event pipe.
         const events = yield* Conntrack.start("events", o)
-        yield* events.listening.pipe(
-          Effect.timeoutFail({ duration: o.listenTimeout, onTimeout: () => "timeout" as const }),
-          Effect.catchAll(() =>
-            Effect.logDebug(`conntrack -E did not say it listens within ${Duration.format(o.listenTimeout)}: dumping`)
+        const listened = yield* events.listening.pipe(Effect.timeout(o.listenTimeout), Effect.option)
+        if (Option.isNone(listened)) {
+          yield* Effect.logDebug(
+            `conntrack -E did not say it listens within ${Duration.format(o.listenTimeout)}: dumping`
           )
-        )
+        }
         const dumped: Chunk.Chunk<Flow> = yield* Stream.runCollect(Conntrack.dump(o))
         yield* fold((t) => FlowTable.resync(t, dumped))
         yield* Effect.logDebug(`conntrack walker synced: ${dumped.length} flows dumped`)

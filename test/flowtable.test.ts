@@ -215,7 +215,8 @@ describe("FlowTable properties", () => {
           table = next
           const ids = w.map((x) => x.flow.id as number)
           expect(new Set(ids).size).toBe(ids.length)
-          for (const x of w) if (!x.active) deaths[(x.flow.id as number) - 1] = (deaths[(x.flow.id as number) - 1] ?? 0) + 1
+          for (const x of w)
+            if (!x.active) deaths[(x.flow.id as number) - 1] = (deaths[(x.flow.id as number) - 1] ?? 0) + 1
         }
         const resync = () => {
           const dumped = phase.flatMap((p, k) => (p === 1 || p === 2 ? [kernelFlow(k)] : []))

@@ -1,0 +1,461 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as Conntrack from "../src/Conntrack.js"
+import * as ErrorsModule from "../src/Errors.js"
+import type { Flow } from "../src/Flow.js"
+import type { WalkedFlow } from "../src/FlowTable.js"
+import * as FlowWalker from "../src/FlowWalker.js"
+import * as Metrics from "../src/Metrics.js"
+import type { WalkerOptions } from "../src/Options.js"
+import * as Scripted from "../src/testing.js"
+
+interface LogLine {
+  readonly level: string
+  readonly message: string
+}
+
+const recordLogs = () => {
+  const logs: Array<LogLine> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    logs.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
+  })
+  const layer = Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug))
+  return { logs, layer }
+}
+
+const procRootWith = (content: string | undefined) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-proc-"))
+  if (content !== undefined) {
+    fs.mkdirSync(path.join(root, "sys/net/netfilter"), { recursive: true })
+    fs.writeFileSync(path.join(root, "sys/net/netfilter/nf_conntrack_events"), content)
+  }
+  return root
+}
+
+const established = (id: number, sport = 40000 + id) => Scripted.tcpFlow({ id, sport, dport: 80 })
+const update = (id: number, state: string, sport = 40000 + id) =>
+  Scripted.tcpFlow({ id, sport, dport: 80, state, type: state === "CLOSE" ? "DESTROY" : "UPDATE" })
+
+const report = (walked: ReadonlyArray<WalkedFlow>) =>
+  walked.map((w) => `${w.flow.id}:${w.active ? "active" : "dead"}`).sort()
+
+/** Runs `body` with a walker over the scripted conntrack, the test clock, and recorded logs. */
+const withWalker = <A, E>(
+  script: Scripted.Script,
+  options: WalkerOptions,
+  body: (walker: FlowWalker.Service, logs: ReadonlyArray<LogLine>) => Effect.Effect<A, E, Scripted.ScriptedConntrack>
+) => {
+  const { logs, layer } = recordLogs()
+  return Effect.gen(function* () {
+    const walker = yield* FlowWalker.make(options)
+    yield* TestClock.adjust("1 millis")
+    return yield* body(walker, logs)
+  }).pipe(Effect.scoped, Effect.provide(Scripted.layer(script)), Effect.provide(layer))
+}
+
+const spawnedKinds = Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned).pipe(
+  Effect.flatten,
+  Effect.map((all) => all.map((p) => p.kind))
+)
+
+describe("FlowWalker with a scripted conntrack", () => {
+  it.effect("starts the event stream before the dump, and walks dumped flows and events", () =>
+    withWalker(
+      { dump: [Scripted.dumpRun([established(1)])], events: [Scripted.eventsRun([update(2, "ESTABLISHED")])] },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          expect(yield* spawnedKinds).toStrictEqual(["events", "dump"])
+          expect(report(yield* walker.walk)).toStrictEqual(["1:active", "2:active"])
+        })
+    )
+  )
+
+  it.effect("runs conntrack through setpriv with the documented arguments", () =>
+    withWalker({}, { bufferSize: 1024, extraArgs: ["--zone", "3"] }, () =>
+      Effect.gen(function* () {
+        const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
+        expect(spawned.map((s) => [s.command, ...s.args].join(" "))).toStrictEqual([
+          "setpriv --pdeathsig KILL -- conntrack --buffer-size 1024 -E -o id -p tcp --zone 3",
+          "setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp --zone 3"
+        ])
+      })
+    )
+  )
+
+  it.effect("reports a connection closed between two walks dead exactly once", () =>
+    withWalker(
+      {
+        events: [
+          Scripted.eventsRun([
+            update(1, "ESTABLISHED"),
+            { sleep: "5 seconds" },
+            update(1, "TIME_WAIT"),
+            update(1, "CLOSE")
+          ])
+        ]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+          yield* TestClock.adjust("5 seconds")
+          expect(report(yield* walker.walk)).toStrictEqual(["1:dead"])
+          expect(report(yield* walker.walk)).toStrictEqual([])
+        })
+    )
+  )
+
+  it.effect("restarts 1 second after a failure, and not before", () =>
+    withWalker({ events: [Scripted.eventsRun([{ exit: 1 }]), Scripted.eventsRun()] }, {}, () =>
+      Effect.gen(function* () {
+        expect(yield* spawnedKinds).toStrictEqual(["events", "dump"])
+        yield* TestClock.adjust("998 millis")
+        expect(yield* spawnedKinds).toStrictEqual(["events", "dump"])
+        yield* TestClock.adjust("1 millis")
+        expect(yield* spawnedKinds).toStrictEqual(["events", "dump", "events", "dump"])
+      })
+    )
+  )
+
+  it.effect("takes its restart delay from the options", () =>
+    withWalker(
+      { events: [Scripted.eventsRun([{ exit: 1 }]), Scripted.eventsRun()] },
+      { restartDelay: "5 seconds" },
+      () =>
+        Effect.gen(function* () {
+          yield* TestClock.adjust("4 seconds")
+          expect((yield* spawnedKinds).length).toBe(2)
+          yield* TestClock.adjust("1 second")
+          expect((yield* spawnedKinds).length).toBe(4)
+        })
+    )
+  )
+
+  it.effect("resyncs on an ENOBUFS warning although conntrack keeps running", () =>
+    Effect.gen(function* () {
+      const before = (yield* Metric.value(Metrics.overflows)).count
+      yield* withWalker(
+        {
+          dump: [Scripted.dumpRun([established(1)]), Scripted.dumpRun([established(1), established(3)])],
+          events: [
+            Scripted.eventsRun([update(2, "ESTABLISHED"), { sleep: "1 second" }, { stderr: Scripted.enobufsLines }]),
+            Scripted.eventsRun()
+          ]
+        },
+        {},
+        (walker) =>
+          Effect.gen(function* () {
+            yield* TestClock.adjust("1 second")
+            const first = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
+            // The first event process was still running: the walker stopped it itself.
+            expect(first[0]?.signals).toStrictEqual(["SIGTERM"])
+            expect(first[0]?.running).toBe(false)
+            yield* TestClock.adjust("1 second")
+            expect(yield* spawnedKinds).toStrictEqual(["events", "dump", "events", "dump"])
+            // 2 was only seen by events, is gone from the fresh dump: dead once; 3 appeared while we were deaf.
+            expect(report(yield* walker.walk)).toStrictEqual(["1:active", "2:dead", "3:active"])
+          })
+      )
+      expect((yield* Metric.value(Metrics.overflows)).count - before).toBe(1)
+    })
+  )
+
+  it.effect("keeps flows across a restart without duplicates", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([established(1)]), Scripted.dumpRun([established(1)])],
+        events: [Scripted.eventsRun([{ killedBy: "SIGKILL" }]), Scripted.eventsRun()]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+          yield* TestClock.adjust("1 second")
+          expect((yield* spawnedKinds).length).toBe(4)
+          expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+        })
+    )
+  )
+
+  it.effect("logs a restart once per cause, not once per attempt", () =>
+    withWalker({ events: [Scripted.eventsRun([{ exit: 1 }])] }, {}, (_, logs) =>
+      Effect.gen(function* () {
+        yield* TestClock.adjust("10 seconds")
+        const restarts = logs.filter((l) => l.message.startsWith("conntrack walker restarting"))
+        expect(restarts.length).toBe(11)
+        expect(restarts.filter((l) => l.level !== "DEBUG").length).toBe(1)
+        expect(restarts[0]?.message).toMatch(/-E -o id -p tcp exited with code 1/)
+      })
+    )
+  )
+
+  it.effect("a missing conntrack is a typed error with a clear log line", () =>
+    withWalker({ events: [{ spawnError: "NotFound" }] }, { dieWithParent: false }, (_, logs) =>
+      Effect.gen(function* () {
+        const errors = logs.filter((l) => l.level === "ERROR")
+        expect(errors.map((l) => l.message)).toStrictEqual([
+          "conntrack walker restarting: conntrack was not found: install the conntrack package (e.g. apt-get install conntrack) or give its path"
+        ])
+      })
+    )
+  )
+
+  it.effect("a permission error is a typed error with a clear log line", () =>
+    withWalker(
+      {
+        events: [
+          {
+            steps: [
+              {
+                stderr: [
+                  "mnl_socket_bind: Operation not permitted",
+                  "conntrack v1.4.7 (conntrack-tools): Can't open netlink socket"
+                ]
+              },
+              { exit: 1 }
+            ]
+          }
+        ]
+      },
+      {},
+      (_, logs) =>
+        Effect.gen(function* () {
+          const errors = logs.filter((l) => l.level === "ERROR").map((l) => l.message)
+          expect(errors).toHaveLength(1)
+          expect(errors[0]).toMatch(/was refused: run as root or give the process CAP_NET_ADMIN/)
+        })
+    )
+  )
+
+  it.effect("skips a malformed line, logs and counts it, and goes on", () =>
+    Effect.gen(function* () {
+      const before = (yield* Metric.value(Metrics.parseErrors)).count
+      yield* withWalker(
+        { events: [Scripted.eventsRun([{ stdout: "tcp garbage" }, update(1, "ESTABLISHED")])] },
+        {},
+        (walker, logs) =>
+          Effect.gen(function* () {
+            expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+            expect(logs.some((l) => l.level === "WARN" && l.message.includes("skipped a line"))).toBe(true)
+          })
+      )
+      expect((yield* Metric.value(Metrics.parseErrors)).count - before).toBe(1)
+    })
+  )
+
+  it.effect("streams table changes to subscribers", () =>
+    withWalker(
+      { events: [Scripted.eventsRun([{ sleep: "1 second" }, update(1, "ESTABLISHED"), update(1, "CLOSE")])] },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          const fiber = yield* walker.changes.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+          yield* TestClock.adjust("1 second")
+          const changes = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+          expect(changes.map((c) => `${c._tag}:${c.flow.id}`)).toStrictEqual(["Upserted:1", "Died:1"])
+        })
+    )
+  )
+
+  it.effect("dumps after a short wait when conntrack -E prints no NOTICE", () =>
+    withWalker({ events: [{ steps: [] }] }, { bufferSize: 0, listenTimeout: "500 millis" }, () =>
+      Effect.gen(function* () {
+        expect(yield* spawnedKinds).toStrictEqual(["events"])
+        yield* TestClock.adjust("500 millis")
+        expect(yield* spawnedKinds).toStrictEqual(["events", "dump"])
+      })
+    )
+  )
+})
+
+describe("closing the scope", () => {
+  it.effect("stops the conntrack processes", () =>
+    Effect.gen(function* () {
+      const scripted = Scripted.layer({})
+      const spawned = yield* Effect.gen(function* () {
+        const ctx = yield* Layer.build(scripted)
+        yield* FlowWalker.make({}).pipe(
+          Effect.zipRight(TestClock.adjust("1 millis")),
+          Effect.provide(ctx),
+          Effect.scoped
+        )
+        return yield* Effect.provide(Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned)), ctx)
+      }).pipe(Effect.scoped)
+      expect(spawned.length).toBeGreaterThan(0)
+      for (const p of spawned) expect(p.running).toBe(false)
+      expect(spawned.find((p) => p.kind === "events")?.signals).toStrictEqual(["SIGTERM"])
+    })
+  )
+
+  it.effect("sends SIGKILL to a child that ignores SIGTERM, after the stop timeout", () =>
+    Effect.gen(function* () {
+      const ctx = yield* Layer.build(Scripted.layer({ events: [Scripted.eventsRun([], { ignoreSigterm: true })] }))
+      const spawned = Effect.provide(Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned)), ctx)
+      const running = yield* FlowWalker.make({ stopTimeout: "2 seconds" }).pipe(
+        Effect.zipRight(Effect.never),
+        Effect.scoped,
+        Effect.provide(ctx),
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 millis")
+      expect((yield* spawned).map((s) => s.kind)).toStrictEqual(["events", "dump"])
+      const closing = yield* Effect.fork(Fiber.interrupt(running))
+      yield* TestClock.adjust("1 second")
+      expect((yield* spawned)[0]?.signals).toStrictEqual(["SIGTERM"])
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      const events = (yield* spawned)[0]
+      expect(events?.signals).toStrictEqual(["SIGTERM", "SIGKILL"])
+      expect(events?.running).toBe(false)
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Conntrack streams: typed errors", () => {
+  const run = (script: Scripted.Script, options = {}) =>
+    Conntrack.dump(options).pipe(Stream.runCollect, Effect.exit, Effect.provide(Scripted.layer(script)))
+
+  it.effect("a missing binary behind setpriv is ConntrackNotFound", () =>
+    Effect.gen(function* () {
+      const exit = yield* run({
+        dump: [
+          { steps: [{ stderr: "setpriv: failed to execute conntrack: No such file or directory" }, { exit: 127 }] }
+        ]
+      })
+      expect(exit).toStrictEqual(
+        Exit.fail(new ErrorsModule.ConntrackNotFound({ binary: "conntrack", pkg: "conntrack" }))
+      )
+    })
+  )
+
+  it.effect("a missing setpriv is ConntrackNotFound naming util-linux", () =>
+    Effect.gen(function* () {
+      const exit = yield* run({ dump: [{ spawnError: "NotFound" }] })
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(
+        /setpriv was not found: install the util-linux package/
+      )
+    })
+  )
+
+  it.effect("no privilege is PermissionDenied, with conntrack's own words", () =>
+    Effect.gen(function* () {
+      const stderr = fs.readFileSync(
+        path.join(import.meta.dirname, "..", "fixtures/recorded/not-root-dump.stderr"),
+        "utf8"
+      )
+      const lines = stderr.split("\n").filter((l) => l !== "" && !l.startsWith("exit "))
+      const exit = yield* run({ dump: [{ steps: [{ stderr: lines }, { exit: 1 }] }] })
+      expect(exit).toStrictEqual(
+        Exit.fail(new ErrorsModule.PermissionDenied({ command: "conntrack -L -o id -p tcp", stderr: lines }))
+      )
+    })
+  )
+
+  it.effect("a dump that fails is ConntrackExited with its code and last stderr lines", () =>
+    Effect.gen(function* () {
+      const exit = yield* run({ dump: [{ steps: [{ stderr: "something broke" }, { exit: 2 }] }] })
+      expect(exit).toStrictEqual(
+        Exit.fail(
+          new ErrorsModule.ConntrackExited({
+            command: "conntrack -L -o id -p tcp",
+            exitCode: 2,
+            stderr: ["something broke"]
+          })
+        )
+      )
+    })
+  )
+
+  it.effect("an event stream that exits 0 is a failure too", () =>
+    Effect.gen(function* () {
+      const exit = yield* Conntrack.events({}).pipe(
+        Stream.runCollect,
+        Effect.exit,
+        Effect.provide(Scripted.layer({ events: [Scripted.eventsRun([update(1, "ESTABLISHED"), { exit: 0 }])] }))
+      )
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/exited with code 0/)
+    })
+  )
+
+  it.effect("a killed event stream names the signal", () =>
+    Effect.gen(function* () {
+      const exit = yield* Conntrack.events({}).pipe(
+        Stream.runCollect,
+        Effect.exit,
+        Effect.provide(Scripted.layer({ events: [Scripted.eventsRun([{ killedBy: "SIGKILL" }])] }))
+      )
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/was killed by SIGKILL/)
+    })
+  )
+
+  it.effect("a dump yields its flows and ends", () =>
+    Effect.gen(function* () {
+      const flows: ReadonlyArray<Flow> = [established(1), established(2)]
+      const exit = yield* run({ dump: [Scripted.dumpRun(flows)] })
+      expect(Exit.map(exit, (c) => Chunk.toReadonlyArray(c).map((f) => f.id))).toStrictEqual(Exit.succeed([1, 2]))
+    })
+  )
+})
+
+describe("FlowWalker.layer: kernel support", () => {
+  const walkerWith = (content: string | undefined) => {
+    const { logs, layer } = recordLogs()
+    const procRoot = procRootWith(content)
+    return Effect.gen(function* () {
+      const walker = yield* FlowWalker.FlowWalker
+      yield* TestClock.adjust("1 millis")
+      const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
+      return { walked: yield* walker.walk, spawned, logs }
+    }).pipe(
+      Effect.provide(
+        FlowWalker.layer({ procRoot }).pipe(
+          Layer.provideMerge(Scripted.layer({ dump: [Scripted.dumpRun([established(1)])] }))
+        )
+      ),
+      Effect.provide(NodeFileSystem.layer),
+      Effect.provide(layer),
+      Effect.ensuring(Effect.sync(() => fs.rmSync(procRoot, { recursive: true, force: true })))
+    )
+  }
+
+  for (const [content, name] of [
+    ["0\n", "reads 0"],
+    [undefined, "is missing"],
+    ["garbage\n", "reads something else"]
+  ] as const) {
+    it.effect(`selects the no-op walker when the events file ${name}`, () =>
+      Effect.gen(function* () {
+        const { walked, spawned, logs } = yield* walkerWith(content)
+        expect(walked).toStrictEqual([])
+        expect(spawned).toStrictEqual([])
+        const warnings = logs.filter((l) => l.level === "WARN").map((l) => l.message)
+        expect(warnings).toHaveLength(1)
+        expect(warnings[0]).toMatch(/conntrack events are off: .*nf_conntrack_events .*the walker will report no flows/)
+      })
+    )
+  }
+
+  for (const content of ["1\n", "2\n", " 2 "]) {
+    it.effect(`runs the live walker when the events file reads ${JSON.stringify(content)}`, () =>
+      Effect.gen(function* () {
+        const { walked, spawned } = yield* walkerWith(content)
+        expect(spawned.map((s) => s.kind)).toStrictEqual(["events", "dump"])
+        expect(report(walked)).toStrictEqual(["1:active"])
+      })
+    )
+  }
+})
