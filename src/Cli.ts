@@ -2,12 +2,16 @@
  * The `effect-conntrack` command line.
  */
 import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import { dumpCommand } from "./cli/DumpCommand.js"
 import { parseCommand } from "./cli/ParseCommand.js"
 import { reportFailure } from "./cli/Report.js"
+import { watchCommand } from "./cli/WatchCommand.js"
 
 export const command = Command.make("effect-conntrack").pipe(
   Command.withDescription("A live table of the kernel's tracked connections (netfilter conntrack)."),
-  Command.withSubcommands([parseCommand])
+  Command.withSubcommands([watchCommand, dumpCommand, parseCommand])
 )
 
 const cli = Command.run(command, { name: "effect-conntrack", version: "0.1.0" })
@@ -16,4 +20,8 @@ const cli = Command.run(command, { name: "effect-conntrack", version: "0.1.0" })
  * Runs the command line on `process.argv`-shaped arguments (`["node", "bin", ...args]`); a failure is printed as
  * one sentence on stderr and kept, so that the caller exits non-zero.
  */
-export const run = (args: ReadonlyArray<string>) => reportFailure(cli(args))
+export const run = (args: ReadonlyArray<string>) =>
+  reportFailure(cli(args)).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger)))
+
+/** Logs go to stderr, so that stdout stays clean for --json. */
+const stderrLogger = Logger.withConsoleError(Logger.logfmtLogger)

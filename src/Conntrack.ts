@@ -132,7 +132,12 @@ export const start = (
           Effect.zipRight(Deferred.fail(failure, new EventOverflow({ command: shown })))
         )
       }
-      if (isPermissionLine(line)) permissionRefused = true
+      // These become the typed error's text: no separate warning.
+      if (isPermissionLine(line)) {
+        permissionRefused = true
+        return Effect.logDebug(line)
+      }
+      if (/failed to execute .*No such file or directory/.test(line)) return Effect.logDebug(line)
       // The two lines that follow an ENOBUFS warning say nothing new.
       if (line.startsWith("This message means that") || line.startsWith("Please, check --buffer-size")) {
         return Effect.logDebug(line)

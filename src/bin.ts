@@ -9,5 +9,5 @@ import { Stdin } from "./cli/Input.js"
 run(process.argv).pipe(
   Effect.provideService(Stdin, NodeStream.stdin),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

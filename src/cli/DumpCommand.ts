@@ -1,0 +1,48 @@
+/**
+ * `effect-conntrack dump`: one `conntrack -L` through the parser.
+ */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Chunk from "effect/Chunk"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Conntrack from "../Conntrack.js"
+import * as Flags from "./Flags.js"
+import { countByState, flowTable } from "./Render.js"
+
+const count = Options.boolean("count").pipe(Options.withDescription("print only how many flows, by state"))
+
+export const dumpCommand = Command.make(
+  "dump",
+  {
+    json: Flags.json,
+    count,
+    proto: Flags.proto,
+    procRoot: Flags.procRoot,
+    conntrack: Flags.conntrack,
+    extraArgs: Flags.extraArgs
+  },
+  (flags) =>
+    Effect.gen(function* () {
+      const options = yield* Flags.walkerOptions(flags)
+      const flows = Chunk.toReadonlyArray(yield* Stream.runCollect(Conntrack.dump(options)))
+      if (flags.count) {
+        const byState = countByState(flows)
+        yield* Console.log(
+          flags.json
+            ? JSON.stringify({ total: flows.length, byState: Object.fromEntries(byState) })
+            : [`${flows.length} flows`, ...byState.map(([state, n]) => `${state} ${n}`)].join("\n")
+        )
+      } else if (flags.json) {
+        if (flows.length > 0) yield* Console.log(flows.map((f) => JSON.stringify(f)).join("\n"))
+      } else {
+        yield* Console.log(
+          flowTable(
+            flows.map((flow) => ({ flow, active: true })),
+            false
+          )
+        )
+      }
+    })
+).pipe(Command.withDescription("List the tracked connections once (conntrack -L), as a table or JSON lines."))

@@ -1,0 +1,85 @@
+/**
+ * Flags shared by `watch` and `dump`, and how they combine with the environment (`CONNTRACK_*`) into the walker's
+ * options: a flag given on the command line wins over the environment, which wins over the defaults.
+ */
+import * as Args from "@effect/cli/Args"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as WalkerOptions from "../Options.js"
+
+export const json = Options.boolean("json").pipe(Options.withDescription("print JSON lines instead of a table"))
+
+export const proto = Options.text("proto").pipe(
+  Options.withDescription(
+    "protocol to track (conntrack -p): tcp, udp, ... or all (default: tcp, or CONNTRACK_PROTOCOL)"
+  ),
+  Options.optional
+)
+
+export const bufferSize = Options.integer("buffer-size").pipe(
+  Options.withDescription(
+    "--buffer-size of conntrack -E in bytes, 0 for none (default: 4194304, or CONNTRACK_BUFFER_SIZE)"
+  ),
+  Options.optional
+)
+
+export const procRoot = Options.directory("proc-root").pipe(
+  Options.withDescription(
+    "where sys/net/netfilter/nf_conntrack_events is read (default: /proc, or CONNTRACK_PROC_ROOT)"
+  ),
+  Options.optional
+)
+
+export const conntrack = Options.text("conntrack").pipe(
+  Options.withDescription("path of the conntrack binary (default: conntrack on the PATH, or CONNTRACK_BINARY)"),
+  Options.optional
+)
+
+export const extraArgs = Args.text({ name: "CONNTRACK_ARGS" }).pipe(
+  Args.withDescription("more arguments for conntrack, after --, e.g. -- --zone 3 (or CONNTRACK_EXTRA_ARGS)"),
+  Args.repeated
+)
+
+/** A duration in Effect's syntax: `250 millis`, `2 seconds`, `1 minute`. */
+export const duration = (name: string, fallback: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(`${description} (a duration such as "250 millis" or "2 seconds"; default ${fallback})`),
+    Options.withDefault(fallback),
+    Options.mapEffect((text) => {
+      const decoded = Duration.decodeUnknown(text.trim())
+      return Option.isSome(decoded) && Duration.greaterThan(decoded.value, Duration.zero)
+        ? Effect.succeed(decoded.value)
+        : Effect.fail(
+            ValidationError.invalidValue(
+              HelpDoc.p(
+                `--${name} must be a positive duration such as "250 millis" or "2 seconds", not ${JSON.stringify(text)}`
+              )
+            )
+          )
+    })
+  )
+
+/** The flags as given (absent when not given). */
+export interface Given {
+  readonly proto: Option.Option<string>
+  readonly bufferSize?: Option.Option<number>
+  readonly procRoot: Option.Option<string>
+  readonly conntrack: Option.Option<string>
+  readonly extraArgs: ReadonlyArray<string>
+}
+
+/** The walker's options: flags over environment over defaults. */
+export const walkerOptions = (given: Given) =>
+  Effect.map(WalkerOptions.config, (env): WalkerOptions.WalkerOptions => {
+    const options: { -readonly [K in keyof WalkerOptions.WalkerOptions]: WalkerOptions.WalkerOptions[K] } = { ...env }
+    if (Option.isSome(given.proto)) options.protocol = given.proto.value
+    if (given.bufferSize !== undefined && Option.isSome(given.bufferSize)) options.bufferSize = given.bufferSize.value
+    if (Option.isSome(given.procRoot)) options.procRoot = given.procRoot.value
+    if (Option.isSome(given.conntrack)) options.binary = given.conntrack.value
+    if (given.extraArgs.length > 0) options.extraArgs = given.extraArgs
+    return options
+  })
