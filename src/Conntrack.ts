@@ -211,14 +211,14 @@ const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.me
 const parseChunk = (lines: Chunk.Chunk<string>, format: LineFormat, shown: string) =>
   Effect.suspend(() => {
     const flows: Array<Flow> = []
-    let errors: Array<LineParseError> | undefined
+    const errors: Array<LineParseError> = []
     for (const line of lines) {
       if (line === "") continue
       const result = parseLine(line, format, { compact: true })
       if (Either.isRight(result)) flows.push(result.right)
-      else (errors ??= []).push(result.left)
+      else errors.push(result.left)
     }
-    if (errors === undefined) return Effect.succeed(Chunk.unsafeFromArray(flows))
+    if (errors.length === 0) return Effect.succeed(Chunk.unsafeFromArray(flows))
     return Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
       Effect.zipRight(Effect.forEach(errors, (e) => Effect.logWarning(`${shown}: skipped a line: ${e.message}`))),
       Effect.as(Chunk.unsafeFromArray(flows))

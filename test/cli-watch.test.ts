@@ -160,6 +160,15 @@ describe("errors a user can cause: one sentence with the fix, non-zero exit", ()
     })
   )
 
+  it.effect("an unknown flag is refused, not passed to conntrack", () =>
+    Effect.gen(function* () {
+      const run = cli(["dump", "--zone", "3"], { script })
+      const exit = yield* run.effect
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(yield* run.spawned).toStrictEqual([])
+    })
+  )
+
   it.effect("a bad flag", () =>
     Effect.gen(function* () {
       const run = cli(["watch", "--interval", "soon"], { script })
@@ -221,7 +230,7 @@ describe("effect-conntrack --help", () => {
   it.effect("documents every command and flag", () =>
     Effect.gen(function* () {
       for (const [command, flags] of [
-        ["watch", ["--json", "--interval", "--proto", "--buffer-size", "--proc-root", "--conntrack", "CONNTRACK_ARGS"]],
+        ["watch", ["--json", "--interval", "--proto", "--buffer-size", "--proc-root", "--conntrack", "after --"]],
         ["dump", ["--json", "--count", "--proto", "--proc-root", "--conntrack"]],
         ["parse", ["--format", "--count", "FILE"]]
       ] as const) {

@@ -20,8 +20,7 @@ export const dumpCommand = Command.make(
     count,
     proto: Flags.proto,
     procRoot: Flags.procRoot,
-    conntrack: Flags.conntrack,
-    extraArgs: Flags.extraArgs
+    conntrack: Flags.conntrack
   },
   (flags) =>
     Effect.gen(function* () {
@@ -45,4 +44,8 @@ export const dumpCommand = Command.make(
         )
       }
     })
-).pipe(Command.withDescription("List the tracked connections once (conntrack -L), as a table or JSON lines."))
+).pipe(
+  Command.withDescription(
+    "List the tracked connections once (conntrack -L), as a table or JSON lines. More conntrack arguments go after --, e.g. dump -- --zone 3 (or CONNTRACK_EXTRA_ARGS)."
+  )
+)

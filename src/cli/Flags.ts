@@ -2,7 +2,6 @@
  * Flags shared by `watch` and `dump`, and how they combine with the environment (`CONNTRACK_*`) into the walker's
  * options: a flag given on the command line wins over the environment, which wins over the defaults.
  */
-import * as Args from "@effect/cli/Args"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -10,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as WalkerOptions from "../Options.js"
+import { ConntrackArgs } from "./Input.js"
 
 export const json = Options.boolean("json").pipe(Options.withDescription("print JSON lines instead of a table"))
 
@@ -39,11 +39,6 @@ export const conntrack = Options.text("conntrack").pipe(
   Options.optional
 )
 
-export const extraArgs = Args.text({ name: "CONNTRACK_ARGS" }).pipe(
-  Args.withDescription("more arguments for conntrack, after --, e.g. -- --zone 3 (or CONNTRACK_EXTRA_ARGS)"),
-  Args.repeated
-)
-
 /** A duration in Effect's syntax: `250 millis`, `2 seconds`, `1 minute`. */
 export const duration = (name: string, fallback: string, description: string) =>
   Options.text(name).pipe(
@@ -69,17 +64,16 @@ export interface Given {
   readonly bufferSize?: Option.Option<number>
   readonly procRoot: Option.Option<string>
   readonly conntrack: Option.Option<string>
-  readonly extraArgs: ReadonlyArray<string>
 }
 
-/** The walker's options: flags over environment over defaults. */
+/** The walker's options: flags (and conntrack arguments after `--`) over environment over defaults. */
 export const walkerOptions = (given: Given) =>
-  Effect.map(WalkerOptions.config, (env): WalkerOptions.WalkerOptions => {
+  Effect.zipWith(WalkerOptions.config, ConntrackArgs, (env, extraArgs): WalkerOptions.WalkerOptions => {
     const options: { -readonly [K in keyof WalkerOptions.WalkerOptions]: WalkerOptions.WalkerOptions[K] } = { ...env }
     if (Option.isSome(given.proto)) options.protocol = given.proto.value
     if (given.bufferSize !== undefined && Option.isSome(given.bufferSize)) options.bufferSize = given.bufferSize.value
     if (Option.isSome(given.procRoot)) options.procRoot = given.procRoot.value
     if (Option.isSome(given.conntrack)) options.binary = given.conntrack.value
-    if (given.extraArgs.length > 0) options.extraArgs = given.extraArgs
+    if (extraArgs.length > 0) options.extraArgs = extraArgs
     return options
   })

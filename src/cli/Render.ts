@@ -24,7 +24,11 @@ export const isTranslated = (flow: Flow): boolean => {
 
 const columns = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const widths: Array<number> = []
-  for (const row of rows) row.forEach((cell, k) => (widths[k] = Math.max(widths[k] ?? 0, cell.length)))
+  for (const row of rows) {
+    row.forEach((cell, k) => {
+      widths[k] = Math.max(widths[k] ?? 0, cell.length)
+    })
+  }
   return rows
     .map((row) =>
       row

@@ -22,8 +22,7 @@ export const watchCommand = Command.make(
     proto: Flags.proto,
     bufferSize: Flags.bufferSize,
     procRoot: Flags.procRoot,
-    conntrack: Flags.conntrack,
-    extraArgs: Flags.extraArgs
+    conntrack: Flags.conntrack
   },
   (flags) =>
     Effect.gen(function* () {
@@ -48,6 +47,6 @@ export const watchCommand = Command.make(
     }).pipe(Effect.scoped)
 ).pipe(
   Command.withDescription(
-    "Track connections live: every --interval, print the active flows and those closed since the last walk. Stops cleanly on Ctrl-C or SIGTERM."
+    "Track connections live: every --interval, print the active flows and those closed since the last walk. Stops cleanly on Ctrl-C or SIGTERM. More conntrack arguments go after --, e.g. watch -- --zone 3 (or CONNTRACK_EXTRA_ARGS)."
   )
 )
