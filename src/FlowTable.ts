@@ -1,13 +1,15 @@
 /**
  * The flow table: a pure reducer over an immutable table of tracked connections.
  *
- * Active flows are keyed by conntrack id and checked against their original tuple (ids were reused quickly before
- * Linux 5.1). A flow that dies is kept on a bounded dead list until the next walk reports it, once, as inactive.
+ * A connection is its conntrack id and its original tuple: ids are 32-bit hashes since Linux 5.1 (two live
+ * connections can share one) and were reused quickly before. A flow that dies is kept on a bounded dead list until
+ * the next walk reports it, once, as inactive.
  */
 import * as Chunk from "effect/Chunk"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import { type Flow, isClosed, type Tuple } from "./Flow.js"
+import * as FlowIndex from "./FlowIndex.js"
 import { defaults, type TableOptions } from "./Options.js"
 
 /** A flow as a walk reports it: still active, or died since the previous walk. */
@@ -20,12 +22,14 @@ export interface WalkedFlow {
 export type Change = { readonly _tag: "Upserted"; readonly flow: Flow } | { readonly _tag: "Died"; readonly flow: Flow }
 
 export interface FlowTable {
-  /** Active flows by conntrack id. */
-  readonly active: HashMap.HashMap<number, Flow>
+  /** Active connections by conntrack id (the first one holding each id). */
+  readonly active: FlowIndex.FlowIndex<Flow>
+  /** Active connections whose id another active connection holds, by `connectionKey`. */
+  readonly spill: HashMap.HashMap<string, Flow>
   /** Flows that died since the last walk, oldest first, at most `maxDead`. */
   readonly dead: Chunk.Chunk<Flow>
-  /** Ids of closed flows already reported dead, with the sequence number of when, at most `maxReported`. */
-  readonly reported: HashMap.HashMap<number, number>
+  /** Closed connections already reported dead (by `connectionKey`), with the sequence number of when. */
+  readonly reported: HashMap.HashMap<string, number>
   /** Dead flows dropped because the dead list was full, since the table was made. */
   readonly dropped: number
   /** Flows without a conntrack id, which cannot be keyed, since the table was made. */
@@ -36,7 +40,8 @@ export interface FlowTable {
 
 /** An empty table. */
 export const empty = (options: TableOptions = {}): FlowTable => ({
-  active: HashMap.empty(),
+  active: FlowIndex.empty(),
+  spill: HashMap.empty(),
   dead: Chunk.empty(),
   reported: HashMap.empty(),
   dropped: 0,
@@ -63,21 +68,29 @@ export const sameConnection = (a: Tuple, b: Tuple): boolean =>
 
 const sameFlow = (a: Flow, b: Flow) => a.proto === b.proto && sameConnection(a.original, b.original)
 
-/** A table being changed by one fold: transient copies, turned back into an immutable table at the end. */
+/** A string naming one connection: its id, protocol and original tuple. */
+export const connectionKey = (flow: Flow): string => {
+  const o = flow.original
+  return `${flow.id} ${flow.proto} ${o.src} ${o.dst} ${o.sport} ${o.dport} ${o.type} ${o.id} ${o.srckey} ${o.dstkey} ${o.zone}`
+}
+
+/** A table being changed by one fold, turned back into an immutable table at the end. */
 interface Draft {
-  active: HashMap.HashMap<number, Flow>
-  reported: HashMap.HashMap<number, number>
-  died: Array<Flow>
-  changes: Array<Change>
+  readonly active: FlowIndex.Editor<Flow>
+  spill: HashMap.HashMap<string, Flow>
+  reported: HashMap.HashMap<string, number>
+  readonly died: Array<Flow>
+  readonly changes: Array<Change> | undefined
   seq: number
   unkeyed: number
 }
 
-const begin = (table: FlowTable): Draft => ({
-  active: HashMap.beginMutation(table.active),
+const begin = (table: FlowTable, expected: number, changes: boolean): Draft => ({
+  active: FlowIndex.edit(table.active, expected),
+  spill: HashMap.beginMutation(table.spill),
   reported: HashMap.beginMutation(table.reported),
   died: [],
-  changes: [],
+  changes: changes ? [] : undefined,
   seq: table.seq,
   unkeyed: table.unkeyed
 })
@@ -94,7 +107,8 @@ const finish = (table: FlowTable, draft: Draft): FlowTable => {
   const reportedExcess = HashMap.size(reported) - table.options.maxReported
   if (reportedExcess > 0) reported = forgetOldest(reported, reportedExcess)
   return {
-    active: HashMap.endMutation(draft.active),
+    active: draft.active.done(),
+    spill: HashMap.endMutation(draft.spill),
     dead,
     reported,
     dropped,
@@ -104,29 +118,50 @@ const finish = (table: FlowTable, draft: Draft): FlowTable => {
   }
 }
 
-const forgetOldest = (reported: HashMap.HashMap<number, number>, count: number) => {
+const forgetOldest = (reported: HashMap.HashMap<string, number>, count: number) => {
   const oldest = Array.from(reported).sort((a, b) => a[1] - b[1])
   return HashMap.mutate(reported, (m) => {
-    for (let k = 0; k < count; k++) HashMap.remove(m, (oldest[k] as [number, number])[0])
+    for (let k = 0; k < count; k++) HashMap.remove(m, (oldest[k] as [string, number])[0])
   })
 }
 
-const die = (draft: Draft, id: number, flow: Flow) => {
-  HashMap.remove(draft.active, id)
-  HashMap.set(draft.reported, id, ++draft.seq)
+/** Where a connection is in the draft: its active copy, and whether it is the spilled one. */
+const find = (
+  draft: Draft,
+  id: number,
+  flow: Flow
+): { readonly current: Flow; readonly spilled: boolean } | undefined => {
+  const first = draft.active.get(id)
+  if (first !== undefined && sameFlow(first, flow)) return { current: first, spilled: false }
+  // The connection may be spilled even when its id is free now (the first holder died).
+  if (HashMap.size(draft.spill) === 0) return undefined
+  const spilled = HashMap.get(draft.spill, connectionKey(flow))
+  return Option.isSome(spilled) ? { current: spilled.value, spilled: true } : undefined
+}
+
+const isReported = (draft: Draft, flow: Flow) =>
+  HashMap.size(draft.reported) > 0 && HashMap.has(draft.reported, connectionKey(flow))
+
+const die = (draft: Draft, id: number, flow: Flow, spilled: boolean) => {
+  if (spilled) HashMap.remove(draft.spill, connectionKey(flow))
+  else draft.active.remove(id)
+  HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
   draft.died.push(flow)
-  draft.changes.push({ _tag: "Died", flow })
+  draft.changes?.push({ _tag: "Died", flow })
 }
 
-const upsert = (draft: Draft, id: number, flow: Flow) => {
-  HashMap.set(draft.active, id, flow)
-  draft.changes.push({ _tag: "Upserted", flow })
-}
-
-/** The active flow with this flow's id, if it is the same connection. */
-const activeCopy = (draft: Draft, id: number, flow: Flow): Flow | undefined => {
-  const current = HashMap.get(draft.active, id)
-  return Option.isSome(current) && sameFlow(current.value, flow) ? current.value : undefined
+const upsert = (draft: Draft, id: number, flow: Flow, found: ReturnType<typeof find>) => {
+  if (found === undefined) {
+    if (draft.active.get(id) === undefined) draft.active.set(id, flow)
+    else HashMap.set(draft.spill, connectionKey(flow), flow)
+    // A connection reported dead that is back (TCP reuses a TIME_WAIT entry for a new SYN): a new life.
+    if (HashMap.size(draft.reported) > 0) HashMap.remove(draft.reported, connectionKey(flow))
+  } else if (found.spilled) {
+    HashMap.set(draft.spill, connectionKey(flow), flow)
+  } else {
+    draft.active.set(id, flow)
+  }
+  draft.changes?.push({ _tag: "Upserted", flow })
 }
 
 const step = (draft: Draft, flow: Flow, fromDump: boolean, includeNew: boolean): void => {
@@ -135,26 +170,22 @@ const step = (draft: Draft, flow: Flow, fromDump: boolean, includeNew: boolean):
     draft.unkeyed++
     return
   }
-  const existing = HashMap.get(draft.active, id)
-  if (Option.isSome(existing) && !sameFlow(existing.value, flow)) {
-    // The id now names another connection: the old one is over.
-    die(draft, id, existing.value)
-  }
-  const current = activeCopy(draft, id, flow)
+  const found = find(draft, id, flow)
   if (fromDump || flow.type === "UPDATE" || (flow.type === "NEW" && includeNew)) {
     if (!isClosed(flow)) {
-      upsert(draft, id, flow)
-      if (HashMap.has(draft.reported, id)) HashMap.remove(draft.reported, id)
-    } else if (current !== undefined) {
-      die(draft, id, current)
-    } else if (!HashMap.has(draft.reported, id)) {
+      upsert(draft, id, flow, found)
+    } else if (found !== undefined) {
+      die(draft, id, found.current, found.spilled)
+    } else if (!isReported(draft, flow)) {
       // A closed connection we never saw open (its events lost to an overflow, or it opened before we started):
       // the kernel keeps it in TIME_WAIT for two minutes, so a dump or a later event still shows it. Reported dead
       // once.
-      die(draft, id, flow)
+      HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
+      draft.died.push(flow)
+      draft.changes?.push({ _tag: "Died", flow })
     }
-  } else if (flow.type === "DESTROY" && current !== undefined) {
-    die(draft, id, current)
+  } else if (flow.type === "DESTROY" && found !== undefined) {
+    die(draft, id, found.current, found.spilled)
   }
 }
 
@@ -162,6 +193,8 @@ const step = (draft: Draft, flow: Flow, fromDump: boolean, includeNew: boolean):
 export interface ApplyOptions {
   /** The flows come from a dump (`conntrack -L`), not from events. */
   readonly fromDump: boolean
+  /** Also return what changed (default true). */
+  readonly changes?: boolean
 }
 
 /**
@@ -178,34 +211,57 @@ export const applyAll = (
   flows: Iterable<Flow>,
   options: ApplyOptions
 ): readonly [FlowTable, ReadonlyArray<Change>] => {
-  const draft = begin(table)
-  for (const flow of flows) step(draft, flow, options.fromDump, table.options.includeNew)
-  return [finish(table, draft), draft.changes]
+  const batch = Array.isArray(flows) ? (flows as ReadonlyArray<Flow>) : Array.from(flows)
+  const draft = begin(table, batch.length, options.changes !== false)
+  for (const flow of batch) step(draft, flow, options.fromDump, table.options.includeNew)
+  return [finish(table, draft), draft.changes ?? []]
 }
 
 /** Folds one flow into the table (see `applyAll`). */
 export const apply = (table: FlowTable, flow: Flow, options: ApplyOptions): FlowTable =>
-  applyAll(table, [flow], options)[0]
+  applyAll(table, [flow], { ...options, changes: false })[0]
+
+/**
+ * Ends a resync whose dump was folded with `applyAll(..., { fromDump: true })`: active flows that the dump did not
+ * show (`shown` holds the dumped flow objects) died while we were not listening and are reported dead once; closed
+ * connections remembered as reported that the dump no longer shows are forgotten.
+ */
+export const endResync = (
+  table: FlowTable,
+  shown: ReadonlySet<Flow>,
+  options: { readonly changes?: boolean } = {}
+): readonly [FlowTable, ReadonlyArray<Change>] => {
+  const draft = begin(table, 0, options.changes !== false)
+  const missing: Array<Flow> = []
+  FlowIndex.forEach(table.active, (flow) => {
+    if (!shown.has(flow)) missing.push(flow)
+  })
+  for (const [, flow] of table.spill) if (!shown.has(flow)) missing.push(flow)
+  for (const flow of missing) {
+    const found = find(draft, flow.id as number, flow)
+    if (found !== undefined) die(draft, flow.id as number, found.current, found.spilled)
+  }
+  // Only closed connections still in the kernel (so in the dump) can be shown again: remember just those.
+  if (HashMap.size(draft.reported) > 0) {
+    const shownClosed = new Set<string>()
+    for (const flow of shown) if (isClosed(flow)) shownClosed.add(connectionKey(flow))
+    const forgotten: Array<string> = []
+    for (const key of HashMap.keys(draft.reported)) if (!shownClosed.has(key)) forgotten.push(key)
+    for (const key of forgotten) HashMap.remove(draft.reported, key)
+  }
+  return [finish(table, draft), draft.changes ?? []]
+}
 
 /**
  * Replaces what the table believes with a fresh dump. Flows still in the dump stay active (reported once, never
  * both dead and alive); active flows missing from it died while we were not listening and are reported dead once;
- * remembered reported ids that the dump no longer shows are forgotten.
+ * remembered closed connections that the dump no longer shows are forgotten.
  */
 export const resync = (table: FlowTable, dump: Iterable<Flow>): readonly [FlowTable, ReadonlyArray<Change>] => {
-  const seen = new Set<number>()
-  const draft = begin(table)
-  for (const flow of dump) {
-    if (flow.id !== undefined) seen.add(flow.id)
-    step(draft, flow, true, table.options.includeNew)
-  }
-  for (const [id, flow] of table.active) {
-    if (!seen.has(id) && activeCopy(draft, id, flow) !== undefined) die(draft, id, flow)
-  }
-  const forgotten: Array<number> = []
-  for (const id of HashMap.keys(draft.reported)) if (!seen.has(id)) forgotten.push(id)
-  for (const id of forgotten) HashMap.remove(draft.reported, id)
-  return [finish(table, draft), draft.changes]
+  const flows = Array.from(dump)
+  const [folded, changes] = applyAll(table, flows, { fromDump: true })
+  const [ended, more] = endResync(folded, new Set(flows))
+  return [ended, [...changes, ...more]]
 }
 
 /**
@@ -213,24 +269,35 @@ export const resync = (table: FlowTable, dump: Iterable<Flow>): readonly [FlowTa
  * once; the next table has forgotten the dead ones.
  */
 export const walk = (table: FlowTable): readonly [ReadonlyArray<WalkedFlow>, FlowTable] => {
-  const walked: Array<WalkedFlow> = []
-  for (const flow of HashMap.values(table.active)) walked.push({ active: true, flow })
+  const active = FlowIndex.compact(table.active)
+  const walked: Array<WalkedFlow> = new Array(active.size + HashMap.size(table.spill))
+  let k = 0
+  active.base.forEach((flow) => {
+    walked[k++] = { active: true, flow }
+  })
+  for (const [, flow] of table.spill) walked[k++] = { active: true, flow }
   if (table.dead.length > 0) {
-    // A connection that died and came back under the same id is alive; one that died twice is reported once.
-    const seen = new Set<number>()
+    // A connection that died and came back is alive; one that died twice is reported once.
+    const seen = new Set<string>()
     const dead = Chunk.toReadonlyArray(table.dead)
-    for (let k = dead.length - 1; k >= 0; k--) {
-      const flow = dead[k] as Flow
-      const id = flow.id as number
-      if (seen.has(id)) continue
-      seen.add(id)
-      const alive = HashMap.get(table.active, id)
-      if (Option.isSome(alive) && sameFlow(alive.value, flow)) continue
-      walked.push({ active: false, flow })
+    for (let d = dead.length - 1; d >= 0; d--) {
+      const flow = dead[d] as Flow
+      const key = connectionKey(flow)
+      if (seen.has(key)) continue
+      seen.add(key)
+      if (findIn(active, table.spill, flow) !== undefined) continue
+      walked[k++] = { active: false, flow }
     }
   }
-  return [walked, { ...table, dead: Chunk.empty() }]
+  walked.length = k
+  return [walked, { ...table, active, dead: Chunk.empty() }]
+}
+
+const findIn = (active: FlowIndex.FlowIndex<Flow>, spill: HashMap.HashMap<string, Flow>, flow: Flow) => {
+  const first = FlowIndex.get(active, flow.id as number)
+  if (first !== undefined && sameFlow(first, flow)) return first
+  return HashMap.size(spill) > 0 ? Option.getOrUndefined(HashMap.get(spill, connectionKey(flow))) : undefined
 }
 
 /** How many flows are active. */
-export const size = (table: FlowTable): number => HashMap.size(table.active)
+export const size = (table: FlowTable): number => table.active.size + HashMap.size(table.spill)

@@ -8,7 +8,6 @@
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Cause from "effect/Cause"
-import type * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -97,10 +96,14 @@ export const make = (
     const changes = yield* PubSub.unbounded<FlowTable.Change>()
     yield* Effect.addFinalizer(() => PubSub.shutdown(changes))
 
-    const fold = (f: (t: FlowTable.FlowTable) => readonly [FlowTable.FlowTable, ReadonlyArray<FlowTable.Change>]) =>
+    // Changes are worked out only while someone listens to them.
+    let subscribers = 0
+    const fold = (
+      f: (t: FlowTable.FlowTable, changes: boolean) => readonly [FlowTable.FlowTable, ReadonlyArray<FlowTable.Change>]
+    ) =>
       Effect.gen(function* () {
         const [changed, dropped, active] = yield* Ref.modify(table, (t) => {
-          const [next, changed] = f(t)
+          const [next, changed] = f(t, subscribers > 0)
           return [[changed, next.dropped - t.dropped, FlowTable.size(next)] as const, next]
         })
         yield* Metric.set(Metrics.flowsActive, active)
@@ -118,12 +121,17 @@ export const make = (
             `conntrack -E did not say it listens within ${Duration.format(o.listenTimeout)}: dumping`
           )
         }
-        const dumped: Chunk.Chunk<Flow> = yield* Stream.runCollect(Conntrack.dump(o))
-        yield* fold((t) => FlowTable.resync(t, dumped))
-        yield* Effect.logDebug(`conntrack walker synced: ${dumped.length} flows dumped`)
+        // The dump is folded as it comes (while conntrack is still printing), then the flows it did not show end.
+        const shown = new Set<Flow>()
+        yield* Stream.runForEachChunk(Conntrack.dump(o), (chunk) => {
+          for (const flow of chunk) shown.add(flow)
+          return fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: true, changes }))
+        })
+        yield* fold((t, changes) => FlowTable.endResync(t, shown, { changes }))
+        yield* Effect.logDebug(`conntrack walker synced: ${shown.size} flows dumped`)
         yield* Stream.runForEachChunk(events.flows, (chunk) =>
           Metric.incrementBy(Metrics.eventsFolded, chunk.length).pipe(
-            Effect.zipRight(fold((t) => FlowTable.applyAll(t, chunk, { fromDump: false })))
+            Effect.zipRight(fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: false, changes })))
           )
         )
         // An event stream only ends by failing; a clean end is a failure all the same.
@@ -141,7 +149,15 @@ export const make = (
 
     return {
       walk: Ref.modify(table, FlowTable.walk),
-      changes: Stream.fromPubSub(changes)
+      changes: Stream.unwrapScoped(
+        Effect.gen(function* () {
+          yield* Effect.acquireRelease(
+            Effect.sync(() => subscribers++),
+            () => Effect.sync(() => subscribers--)
+          )
+          return Stream.fromQueue(yield* PubSub.subscribe(changes))
+        })
+      )
     }
   })
 
