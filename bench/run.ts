@@ -1,6 +1,11 @@
 // `npm run bench`: every benchmark, figures printed next to their baselines.
 import { parserBenchmark } from "./parser.js"
+import { scaleBenchmark } from "./scale.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
 const runs = Number(process.env.BENCH_RUNS ?? 5)
-await parserBenchmark(lines, runs)
+const only = process.env.BENCH_ONLY?.split(",")
+const wanted = (name: string) => only === undefined || only.includes(name)
+
+if (wanted("parser")) await parserBenchmark(lines, runs)
+if (wanted("scale")) await scaleBenchmark(runs)

@@ -49,12 +49,13 @@ export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => vo
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
 export interface Editor<V> {
   readonly get: (key: number) => V | undefined
+  readonly forEach: (f: (value: V, key: number) => void) => void
   readonly set: (key: number, value: V) => void
   readonly remove: (key: number) => void
   readonly done: () => FlowIndex<V>
 }
 
-/** Starts a batch of about `expected` changes. */
+/** Starts a batch of about `expected` changes (`Infinity` when the batch rewrites the whole index). */
 export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
   let size = index.size
   // A batch of a quarter of the table or more: copy once and write natively.
@@ -62,6 +63,7 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
     const map = flatten(index)
     return {
       get: (key) => map.get(key),
+      forEach: (f) => map.forEach(f),
       set: (key, value) => {
         map.set(key, value)
       },
@@ -79,6 +81,14 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
   }
   return {
     get: current,
+    forEach: (f) => {
+      index.base.forEach((value, key) => {
+        if (!HashMap.has(overlay, key)) f(value, key)
+      })
+      HashMap.forEach(overlay, (value, key) => {
+        if (value !== null) f(value, key)
+      })
+    },
     set: (key, value) => {
       if (current(key) === undefined) size++
       HashMap.set(overlay, key, value)

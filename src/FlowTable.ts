@@ -22,10 +22,13 @@ export interface WalkedFlow {
 export type Change = { readonly _tag: "Upserted"; readonly flow: Flow } | { readonly _tag: "Died"; readonly flow: Flow }
 
 export interface FlowTable {
-  /** Active connections by conntrack id (the first one holding each id). */
+  /** Active connections by conntrack id (one holding each id). */
   readonly active: FlowIndex.FlowIndex<Flow>
-  /** Active connections whose id another active connection holds, by `connectionKey`. */
-  readonly spill: HashMap.HashMap<string, Flow>
+  /**
+   * Active connections whose id the one in `active` also holds, by id. An id is here only while `active` holds it
+   * too: when that connection dies one of these takes its place.
+   */
+  readonly spill: HashMap.HashMap<number, ReadonlyArray<Flow>>
   /** Flows that died since the last walk, oldest first, at most `maxDead`. */
   readonly dead: Chunk.Chunk<Flow>
   /** Closed connections already reported dead (by `connectionKey`), with the sequence number of when. */
@@ -77,7 +80,7 @@ export const connectionKey = (flow: Flow): string => {
 /** A table being changed by one fold, turned back into an immutable table at the end. */
 interface Draft {
   readonly active: FlowIndex.Editor<Flow>
-  spill: HashMap.HashMap<string, Flow>
+  spill: HashMap.HashMap<number, ReadonlyArray<Flow>>
   reported: HashMap.HashMap<string, number>
   readonly died: Array<Flow>
   readonly changes: Array<Change> | undefined
@@ -125,26 +128,46 @@ const forgetOldest = (reported: HashMap.HashMap<string, number>, count: number) 
   })
 }
 
-/** Where a connection is in the draft: its active copy, and whether it is the spilled one. */
+/** Where a connection is in the draft: its active copy, and whether it is a spilled one. */
 const find = (
   draft: Draft,
   id: number,
   flow: Flow
 ): { readonly current: Flow; readonly spilled: boolean } | undefined => {
   const first = draft.active.get(id)
-  if (first !== undefined && sameFlow(first, flow)) return { current: first, spilled: false }
-  // The connection may be spilled even when its id is free now (the first holder died).
+  if (first === undefined) return undefined
+  if (sameFlow(first, flow)) return { current: first, spilled: false }
   if (HashMap.size(draft.spill) === 0) return undefined
-  const spilled = HashMap.get(draft.spill, connectionKey(flow))
-  return Option.isSome(spilled) ? { current: spilled.value, spilled: true } : undefined
+  const current = Option.getOrUndefined(HashMap.get(draft.spill, id))?.find((f) => sameFlow(f, flow))
+  return current === undefined ? undefined : { current, spilled: true }
+}
+
+const spilledWith = (draft: Draft, id: number): ReadonlyArray<Flow> =>
+  HashMap.size(draft.spill) === 0 ? [] : Option.getOrElse(HashMap.get(draft.spill, id), () => [])
+
+const setSpilled = (draft: Draft, id: number, flows: ReadonlyArray<Flow>) => {
+  if (flows.length === 0) HashMap.remove(draft.spill, id)
+  else HashMap.set(draft.spill, id, flows)
 }
 
 const isReported = (draft: Draft, flow: Flow) =>
   HashMap.size(draft.reported) > 0 && HashMap.has(draft.reported, connectionKey(flow))
 
 const die = (draft: Draft, id: number, flow: Flow, spilled: boolean) => {
-  if (spilled) HashMap.remove(draft.spill, connectionKey(flow))
-  else draft.active.remove(id)
+  const others = spilledWith(draft, id)
+  if (spilled) {
+    setSpilled(
+      draft,
+      id,
+      others.filter((f) => f !== flow)
+    )
+  } else if (others.length > 0) {
+    // Another connection with this id takes its place.
+    draft.active.set(id, others[0] as Flow)
+    setSpilled(draft, id, others.slice(1))
+  } else {
+    draft.active.remove(id)
+  }
   HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
   draft.died.push(flow)
   draft.changes?.push({ _tag: "Died", flow })
@@ -153,11 +176,15 @@ const die = (draft: Draft, id: number, flow: Flow, spilled: boolean) => {
 const upsert = (draft: Draft, id: number, flow: Flow, found: ReturnType<typeof find>) => {
   if (found === undefined) {
     if (draft.active.get(id) === undefined) draft.active.set(id, flow)
-    else HashMap.set(draft.spill, connectionKey(flow), flow)
+    else setSpilled(draft, id, [...spilledWith(draft, id), flow])
     // A connection reported dead that is back (TCP reuses a TIME_WAIT entry for a new SYN): a new life.
     if (HashMap.size(draft.reported) > 0) HashMap.remove(draft.reported, connectionKey(flow))
   } else if (found.spilled) {
-    HashMap.set(draft.spill, connectionKey(flow), flow)
+    setSpilled(
+      draft,
+      id,
+      spilledWith(draft, id).map((f) => (f === found.current ? flow : f))
+    )
   } else {
     draft.active.set(id, flow)
   }
@@ -221,47 +248,61 @@ export const applyAll = (
 export const apply = (table: FlowTable, flow: Flow, options: ApplyOptions): FlowTable =>
   applyAll(table, [flow], { ...options, changes: false })[0]
 
-/**
- * Ends a resync whose dump was folded with `applyAll(..., { fromDump: true })`: active flows that the dump did not
- * show (`shown` holds the dumped flow objects) died while we were not listening and are reported dead once; closed
- * connections remembered as reported that the dump no longer shows are forgotten.
- */
-export const endResync = (
-  table: FlowTable,
-  shown: ReadonlySet<Flow>,
-  options: { readonly changes?: boolean } = {}
-): readonly [FlowTable, ReadonlyArray<Change>] => {
-  const draft = begin(table, 0, options.changes !== false)
-  const missing: Array<Flow> = []
-  FlowIndex.forEach(table.active, (flow) => {
-    if (!shown.has(flow)) missing.push(flow)
-  })
-  for (const [, flow] of table.spill) if (!shown.has(flow)) missing.push(flow)
-  for (const flow of missing) {
-    const found = find(draft, flow.id as number, flow)
-    if (found !== undefined) die(draft, flow.id as number, found.current, found.spilled)
-  }
-  // Only closed connections still in the kernel (so in the dump) can be shown again: remember just those.
-  if (HashMap.size(draft.reported) > 0) {
-    const shownClosed = new Set<string>()
-    for (const flow of shown) if (isClosed(flow)) shownClosed.add(connectionKey(flow))
-    const forgotten: Array<string> = []
-    for (const key of HashMap.keys(draft.reported)) if (!shownClosed.has(key)) forgotten.push(key)
-    for (const key of forgotten) HashMap.remove(draft.reported, key)
-  }
-  return [finish(table, draft), draft.changes ?? []]
+/** A resync in progress: the dump is added as it streams, then `done` makes the new table. */
+export interface Resync {
+  /** Folds the next dumped flows in (invisible until `done`). */
+  readonly add: (flows: Iterable<Flow>) => void
+  /**
+   * The table after the dump, built on `current`: the table as it is now, which may differ from the one the resync
+   * began with only by walks (they forget dead flows). Active flows the dump did not show died while we were not
+   * listening and are reported dead once; remembered closed connections the dump no longer shows are forgotten.
+   */
+  readonly done: (current: FlowTable) => readonly [FlowTable, ReadonlyArray<Change>]
 }
 
 /**
- * Replaces what the table believes with a fresh dump. Flows still in the dump stay active (reported once, never
- * both dead and alive); active flows missing from it died while we were not listening and are reported dead once;
- * remembered closed connections that the dump no longer shows are forgotten.
+ * Starts replacing what the table believes with a fresh dump. Flows still in the dump stay active (reported once,
+ * never both dead and alive).
  */
+export const beginResync = (table: FlowTable, options: { readonly changes?: boolean } = {}): Resync => {
+  // A dump rewrites the whole table: edit a native copy (see FlowIndex.edit).
+  const draft = begin(table, Number.POSITIVE_INFINITY, options.changes !== false)
+  const shown = new Set<Flow>()
+  return {
+    add: (flows) => {
+      for (const flow of flows) {
+        shown.add(flow)
+        step(draft, flow, true, table.options.includeNew)
+      }
+    },
+    done: (current) => {
+      const missing: Array<Flow> = []
+      draft.active.forEach((flow) => {
+        if (!shown.has(flow)) missing.push(flow)
+      })
+      for (const [, flows] of draft.spill) for (const flow of flows) if (!shown.has(flow)) missing.push(flow)
+      for (const flow of missing) {
+        const found = find(draft, flow.id as number, flow)
+        if (found !== undefined) die(draft, flow.id as number, found.current, found.spilled)
+      }
+      // Only closed connections still in the kernel (so in the dump) can be shown again: remember just those.
+      if (HashMap.size(draft.reported) > 0) {
+        const shownClosed = new Set<string>()
+        for (const flow of shown) if (isClosed(flow)) shownClosed.add(connectionKey(flow))
+        const forgotten: Array<string> = []
+        for (const key of HashMap.keys(draft.reported)) if (!shownClosed.has(key)) forgotten.push(key)
+        for (const key of forgotten) HashMap.remove(draft.reported, key)
+      }
+      return [finish(current, draft), draft.changes ?? []]
+    }
+  }
+}
+
+/** Replaces what the table believes with a fresh dump, in one step (see `beginResync`). */
 export const resync = (table: FlowTable, dump: Iterable<Flow>): readonly [FlowTable, ReadonlyArray<Change>] => {
-  const flows = Array.from(dump)
-  const [folded, changes] = applyAll(table, flows, { fromDump: true })
-  const [ended, more] = endResync(folded, new Set(flows))
-  return [ended, [...changes, ...more]]
+  const r = beginResync(table)
+  r.add(dump)
+  return r.done(table)
 }
 
 /**
@@ -270,12 +311,12 @@ export const resync = (table: FlowTable, dump: Iterable<Flow>): readonly [FlowTa
  */
 export const walk = (table: FlowTable): readonly [ReadonlyArray<WalkedFlow>, FlowTable] => {
   const active = FlowIndex.compact(table.active)
-  const walked: Array<WalkedFlow> = new Array(active.size + HashMap.size(table.spill))
+  const walked: Array<WalkedFlow> = new Array(size(table))
   let k = 0
   active.base.forEach((flow) => {
     walked[k++] = { active: true, flow }
   })
-  for (const [, flow] of table.spill) walked[k++] = { active: true, flow }
+  for (const [, flows] of table.spill) for (const flow of flows) walked[k++] = { active: true, flow }
   if (table.dead.length > 0) {
     // A connection that died and came back is alive; one that died twice is reported once.
     const seen = new Set<string>()
@@ -293,11 +334,17 @@ export const walk = (table: FlowTable): readonly [ReadonlyArray<WalkedFlow>, Flo
   return [walked, { ...table, active, dead: Chunk.empty() }]
 }
 
-const findIn = (active: FlowIndex.FlowIndex<Flow>, spill: HashMap.HashMap<string, Flow>, flow: Flow) => {
+const findIn = (active: FlowIndex.FlowIndex<Flow>, spill: FlowTable["spill"], flow: Flow) => {
   const first = FlowIndex.get(active, flow.id as number)
-  if (first !== undefined && sameFlow(first, flow)) return first
-  return HashMap.size(spill) > 0 ? Option.getOrUndefined(HashMap.get(spill, connectionKey(flow))) : undefined
+  if (first === undefined) return undefined
+  if (sameFlow(first, flow)) return first
+  if (HashMap.size(spill) === 0) return undefined
+  return Option.getOrUndefined(HashMap.get(spill, flow.id as number))?.find((f) => sameFlow(f, flow))
 }
 
 /** How many flows are active. */
-export const size = (table: FlowTable): number => table.active.size + HashMap.size(table.spill)
+export const size = (table: FlowTable): number => {
+  let n = table.active.size
+  if (HashMap.size(table.spill) > 0) for (const [, flows] of table.spill) n += flows.length
+  return n
+}

@@ -9,6 +9,7 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,7 +23,6 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Conntrack from "./Conntrack.js"
 import { ConntrackExited } from "./Errors.js"
-import type { Flow } from "./Flow.js"
 import * as FlowTable from "./FlowTable.js"
 import * as KernelSupport from "./KernelSupport.js"
 import * as Metrics from "./Metrics.js"
@@ -34,12 +34,18 @@ export interface Service {
   readonly walk: Effect.Effect<ReadonlyArray<FlowTable.WalkedFlow>>
   /** Each change to the table as it happens (flows becoming or staying active, flows dying). */
   readonly changes: Stream.Stream<FlowTable.Change>
+  /**
+   * Completes once the table holds a first full dump, so the next walk shows every connection (at once for the
+   * no-op walker). While conntrack cannot run the walker keeps retrying and this keeps waiting: bound it with a
+   * timeout where that matters.
+   */
+  readonly ready: Effect.Effect<void>
 }
 
 export class FlowWalker extends Context.Tag("effect-conntrack/FlowWalker")<FlowWalker, Service>() {}
 
 /** A walker that reports nothing: used when the kernel sends no conntrack events. */
-export const noop: Service = { walk: Effect.succeed([]), changes: Stream.empty }
+export const noop: Service = { walk: Effect.succeed([]), changes: Stream.empty, ready: Effect.void }
 
 /** The no-op walker as a layer. */
 export const layerNoop: Layer.Layer<FlowWalker> = Layer.succeed(FlowWalker, noop)
@@ -95,6 +101,7 @@ export const make = (
     const table = yield* Ref.make(FlowTable.empty(o))
     const changes = yield* PubSub.unbounded<FlowTable.Change>()
     yield* Effect.addFinalizer(() => PubSub.shutdown(changes))
+    const ready = yield* Deferred.make<void>()
 
     // Changes are worked out only while someone listens to them.
     let subscribers = 0
@@ -121,14 +128,19 @@ export const make = (
             `conntrack -E did not say it listens within ${Duration.format(o.listenTimeout)}: dumping`
           )
         }
-        // The dump is folded as it comes (while conntrack is still printing), then the flows it did not show end.
-        const shown = new Set<Flow>()
-        yield* Stream.runForEachChunk(Conntrack.dump(o), (chunk) => {
-          for (const flow of chunk) shown.add(flow)
-          return fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: true, changes }))
-        })
-        yield* fold((t, changes) => FlowTable.endResync(t, shown, { changes }))
-        yield* Effect.logDebug(`conntrack walker synced: ${shown.size} flows dumped`)
+        // The dump is folded in as it streams (while conntrack is still printing) into a draft nobody else sees; the
+        // table changes once, when the dump is complete. Walks meanwhile see the previous table.
+        const resync = FlowTable.beginResync(yield* Ref.get(table), { changes: subscribers > 0 })
+        let dumped = 0
+        yield* Stream.runForEachChunk(Conntrack.dump(o), (chunk) =>
+          Effect.sync(() => {
+            dumped += chunk.length
+            resync.add(chunk)
+          })
+        )
+        yield* fold((t) => resync.done(t))
+        yield* Deferred.succeed(ready, undefined)
+        yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped`)
         yield* Stream.runForEachChunk(events.flows, (chunk) =>
           Metric.incrementBy(Metrics.eventsFolded, chunk.length).pipe(
             Effect.zipRight(fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: false, changes })))
@@ -149,6 +161,7 @@ export const make = (
 
     return {
       walk: Ref.modify(table, FlowTable.walk),
+      ready: Deferred.await(ready),
       changes: Stream.unwrapScoped(
         Effect.gen(function* () {
           yield* Effect.acquireRelease(

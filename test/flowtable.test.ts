@@ -84,6 +84,19 @@ describe("FlowTable.applyAll: transitions", () => {
       report: ["1:active", "1:dead"]
     },
     {
+      name: "three connections sharing an id: each is found after the one holding the id died",
+      flows: [
+        flow(1, "ESTABLISHED", "UPDATE", 1000),
+        flow(1, "ESTABLISHED", "UPDATE", 2000),
+        flow(1, "ESTABLISHED", "UPDATE", 3000),
+        flow(1, "CLOSE", "DESTROY", 1000),
+        flow(1, "CLOSE", "DESTROY", 3000),
+        flow(1, "TIME_WAIT", "UPDATE", 2000),
+        flow(1, "CLOSE", "DESTROY", 2000)
+      ],
+      report: ["1:dead", "1:dead", "1:dead"]
+    },
+    {
       name: "a dumped TIME_WAIT flow never reported is reported dead once",
       flows: [flow(1, "TIME_WAIT")],
       options: dump,
@@ -198,6 +211,32 @@ describe("FlowTable.resync", () => {
     const [first] = FlowTable.resync(FlowTable.empty(), [flow(1, "TIME_WAIT")])
     const [second] = FlowTable.resync(walked(first).next, [])
     expect([...second.reported].length).toBe(0)
+  })
+
+  it("folds a dump added in parts the same as in one go, and changes nothing until done", () => {
+    const table = fold(FlowTable.empty(), [flow(1, "ESTABLISHED", "UPDATE"), flow(2, "ESTABLISHED", "UPDATE")])
+    const r = FlowTable.beginResync(table)
+    r.add([flow(1, "ESTABLISHED")])
+    r.add([flow(3, "ESTABLISHED"), flow(4, "TIME_WAIT")])
+    expect(walked(table).report).toStrictEqual(["1:active", "2:active"])
+    const [synced, changes] = r.done(table)
+    expect(walked(synced).report).toStrictEqual(["1:active", "2:dead", "3:active", "4:dead"])
+    expect(changes.map((c) => `${c._tag}:${c.flow.id}`).sort()).toStrictEqual([
+      "Died:2",
+      "Died:4",
+      "Upserted:1",
+      "Upserted:3"
+    ])
+  })
+
+  it("does not report again what a walk during the dump reported", () => {
+    const table = fold(FlowTable.empty(), [flow(1, "ESTABLISHED", "UPDATE"), flow(1, "CLOSE", "UPDATE")])
+    const r = FlowTable.beginResync(table)
+    r.add([flow(2, "ESTABLISHED")])
+    const during = walked(table)
+    expect(during.report).toStrictEqual(["1:dead"])
+    const [synced] = r.done(during.next)
+    expect(walked(synced).report).toStrictEqual(["2:active"])
   })
 
   it("keeps the remembered ids within their bound", () => {

@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Conntrack from "../src/Conntrack.js"
@@ -267,6 +268,26 @@ describe("FlowWalker with a scripted conntrack", () => {
           yield* TestClock.adjust("1 second")
           const changes = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
           expect(changes.map((c) => `${c._tag}:${c.flow.id}`)).toStrictEqual(["Upserted:1", "Died:1"])
+        })
+    )
+  )
+
+  it.effect("is ready once the first dump is folded in, not before", () =>
+    withWalker(
+      {
+        dump: [{ steps: [{ sleep: "2 seconds" }, ...(Scripted.dumpRun([established(1)]).steps ?? [])] }],
+        events: [Scripted.eventsRun()]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          const ready = yield* Effect.fork(walker.ready)
+          yield* TestClock.adjust("1998 millis") // the dump started at 0 and the clock is at 1 ms
+          expect(Option.isNone(yield* Fiber.poll(ready))).toBe(true)
+          expect(report(yield* walker.walk)).toStrictEqual([])
+          yield* TestClock.adjust("1 millis")
+          yield* Fiber.join(ready)
+          expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
         })
     )
   )

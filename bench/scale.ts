@@ -1,0 +1,144 @@
+// Benchmarks 2 to 4 on the real kernel: a namespace holding 262,144 entries; the walker's dump and fold against
+// `conntrack -L` alone, heap per flow in the table, and one walk.
+
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as FlowWalker from "../src/FlowWalker.js"
+import { namespace } from "../test/kernel/netns.js"
+import { fmt, gc, median, seconds } from "./stats.js"
+
+export const ENTRIES = 262_144
+
+/** A script that runs conntrack inside the namespace (the same wrapper times both sides). */
+const wrapper = (ns: string) => {
+  const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns}.sh`)
+  fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} conntrack "$@"\n`, { mode: 0o755 })
+  return file
+}
+
+/** Loads `count` ESTABLISHED entries with `conntrack -R`, two halves in parallel. */
+const load = async (ns: string, count: number) => {
+  const files = [0, 1].map((half) => {
+    const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns}-${half}.txt`)
+    let text = ""
+    for (let i = half; i < count; i += 2) {
+      text += `-I -p tcp -s 127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} -d 127.255.0.1 --sport ${1024 + (i % 60000)} --dport 80 --state ESTABLISHED -t 86400 -u SEEN_REPLY,ASSURED\n`
+    }
+    fs.writeFileSync(file, text)
+    return file
+  })
+  await Promise.all(
+    files.map(
+      (file) =>
+        new Promise<void>((resolve, reject) => {
+          const p = child.spawn("ip", ["netns", "exec", ns, "conntrack", "-R", file], { stdio: "ignore" })
+          p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`conntrack -R exited ${code}`))))
+        })
+    )
+  )
+  for (const file of files) fs.rmSync(file)
+}
+
+const timeBaseline = (binary: string) =>
+  new Promise<number>((resolve, reject) => {
+    const start = process.hrtime.bigint()
+    const p = child.spawn(binary, ["-L", "-o", "id", "-p", "tcp"], {
+      stdio: ["ignore", fs.openSync("/dev/null", "w"), "ignore"]
+    })
+    p.on("exit", (code) => (code === 0 ? resolve(seconds(start)) : reject(new Error(`conntrack -L exited ${code}`))))
+  })
+
+/**
+ * The live walker as an application runs it (conntrack -E started first, then the dump folded in as it streams),
+ * timed from its start until it is ready. Returns a handle to walk and to close it.
+ */
+const startWalker = async (binary: string) => {
+  const scope = Effect.runSync(Scope.make())
+  const start = process.hrtime.bigint()
+  const walker = await Effect.runPromise(
+    FlowWalker.make({ binary }).pipe(
+      Effect.tap((w) => w.ready),
+      Scope.extend(scope),
+      Effect.provide(NodeContext.layer)
+    )
+  )
+  const took = seconds(start)
+  return {
+    took,
+    walk: () => Effect.runPromise(walker.walk),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+export interface ScaleFigures {
+  readonly baseline: number
+  readonly walker: number
+  readonly ratio: number
+  readonly bytesPerFlow: number
+  readonly rss: number
+  readonly walkMs: number
+}
+
+export const scaleBenchmark = async (runs: number): Promise<ScaleFigures> => {
+  const ns = namespace()
+  const binary = wrapper(ns.name)
+  try {
+    const loadStart = process.hrtime.bigint()
+    await load(ns.name, ENTRIES)
+    const held = ns.run(["conntrack", "-C"]).trim()
+    console.log(`scale: loaded ${held} entries in ${fmt(seconds(loadStart), 2)} s`)
+    if (Number(held) < ENTRIES) throw new Error(`only ${held} entries loaded (nf_conntrack_max?)`)
+
+    const baselines: Array<number> = []
+    const walkers: Array<number> = []
+    for (let r = 0; r < runs; r++) {
+      baselines.push(await timeBaseline(binary))
+      const walker = await startWalker(binary)
+      const walked = (await walker.walk()).length
+      await walker.close()
+      if (walked !== ENTRIES) throw new Error(`the walker holds ${walked} flows`)
+      walkers.push(walker.took)
+    }
+    const baseline = median(baselines)
+    const walker = median(walkers)
+    console.log(
+      `scale dump+fold: ${fmt(walker, 2)} s for the walker to dump and fold ${fmt(ENTRIES)} flows vs ${fmt(baseline, 2)} s for conntrack -L -o id -p tcp > /dev/null: ${fmt(walker / baseline, 2)}x (target <= 1.2x) [median of ${runs}]`
+    )
+
+    // Memory: what a running walker holds once ready, after GC (the walker's processes and streams included).
+    gc()
+    const before = process.memoryUsage().heapUsed
+    const live = await startWalker(binary)
+    try {
+      gc()
+      const bytesPerFlow = (process.memoryUsage().heapUsed - before) / ENTRIES
+      const rss = process.memoryUsage().rss
+      console.log(
+        `scale memory: ${fmt(bytesPerFlow)} heap bytes per flow held by the walker at ${fmt(ENTRIES)} flows (target <= 400); process RSS ${fmt(rss / 2 ** 20)} MiB`
+      )
+
+      // A walk through the service, as an application calls it.
+      const walks: Array<number> = []
+      for (let r = 0; r < Math.max(runs, 5); r++) {
+        const start = process.hrtime.bigint()
+        const walked = await live.walk()
+        walks.push(seconds(start) * 1000)
+        if (walked.length !== ENTRIES) throw new Error(`a walk reported ${walked.length} flows`)
+      }
+      const walkMs = median(walks)
+      console.log(`scale walk: ${fmt(walkMs, 1)} ms for one walk over ${fmt(ENTRIES)} active flows (target <= 50 ms)`)
+      return { baseline, walker, ratio: walker / baseline, bytesPerFlow, rss, walkMs }
+    } finally {
+      await live.close()
+    }
+  } finally {
+    ns.close()
+    fs.rmSync(binary, { force: true })
+  }
+}
