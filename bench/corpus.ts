@@ -74,3 +74,39 @@ export const writeCorpus = (file: string, format: "dump" | "events", count: numb
   fs.writeSync(fd, buffer)
   fs.closeSync(fd)
 }
+
+/** The phases of one connection's life as `conntrack -E` prints them. */
+const lifecycle: ReadonlyArray<readonly [NonNullable<Flow["type"]>, string]> = [
+  ["NEW", "SYN_SENT"],
+  ["UPDATE", "SYN_RECV"],
+  ["UPDATE", "ESTABLISHED"],
+  ["UPDATE", "FIN_WAIT"],
+  ["UPDATE", "TIME_WAIT"],
+  ["DESTROY", "TIME_WAIT"]
+]
+
+/**
+ * Writes `count` rich event lines of connections living their whole lives (NEW to DESTROY), interleaved so that
+ * about `open` connections are alive at any time, as on a busy host.
+ */
+export const writeLifecycleCorpus = (file: string, count: number, open = 1200): void => {
+  const fd = fs.openSync(file, "w")
+  const gap = Math.ceil(open / lifecycle.length)
+  let buffer = ""
+  let written = 0
+  for (let step = 0; written < count; step++) {
+    for (let phase = 0; phase < lifecycle.length && written < count; phase++) {
+      const connection = step - phase * gap
+      if (connection < 0) continue
+      const [type, state] = lifecycle[phase] as (typeof lifecycle)[number]
+      buffer += `${formatEventLine({ ...richFlow(connection, type), state })}\n`
+      written++
+    }
+    if (buffer.length > 1 << 20) {
+      fs.writeSync(fd, buffer)
+      buffer = ""
+    }
+  }
+  fs.writeSync(fd, buffer)
+  fs.closeSync(fd)
+}

@@ -1,4 +1,6 @@
 // `npm run bench`: every benchmark, figures printed next to their baselines.
+import { captureBenchmark } from "./capture.js"
+import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
 import { scaleBenchmark } from "./scale.js"
 
@@ -8,4 +10,6 @@ const only = process.env.BENCH_ONLY?.split(",")
 const wanted = (name: string) => only === undefined || only.includes(name)
 
 if (wanted("parser")) await parserBenchmark(lines, runs)
+if (wanted("events")) await eventsBenchmark(lines, runs, true)
+if (wanted("capture")) await captureBenchmark()
 if (wanted("scale")) await scaleBenchmark(runs)

@@ -5,22 +5,11 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Scope from "effect/Scope"
-import * as FlowWalker from "../src/FlowWalker.js"
 import { namespace } from "../test/kernel/netns.js"
+import { conntrackIn, startWalker } from "./live.js"
 import { fmt, gc, median, seconds } from "./stats.js"
 
 export const ENTRIES = 262_144
-
-/** A script that runs conntrack inside the namespace (the same wrapper times both sides). */
-const wrapper = (ns: string) => {
-  const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns}.sh`)
-  fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} conntrack "$@"\n`, { mode: 0o755 })
-  return file
-}
 
 /** Loads `count` ESTABLISHED entries with `conntrack -R`, two halves in parallel. */
 const load = async (ns: string, count: number) => {
@@ -54,28 +43,6 @@ const timeBaseline = (binary: string) =>
     p.on("exit", (code) => (code === 0 ? resolve(seconds(start)) : reject(new Error(`conntrack -L exited ${code}`))))
   })
 
-/**
- * The live walker as an application runs it (conntrack -E started first, then the dump folded in as it streams),
- * timed from its start until it is ready. Returns a handle to walk and to close it.
- */
-const startWalker = async (binary: string) => {
-  const scope = Effect.runSync(Scope.make())
-  const start = process.hrtime.bigint()
-  const walker = await Effect.runPromise(
-    FlowWalker.make({ binary }).pipe(
-      Effect.tap((w) => w.ready),
-      Scope.extend(scope),
-      Effect.provide(NodeContext.layer)
-    )
-  )
-  const took = seconds(start)
-  return {
-    took,
-    walk: () => Effect.runPromise(walker.walk),
-    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
-  }
-}
-
 export interface ScaleFigures {
   readonly baseline: number
   readonly walker: number
@@ -87,7 +54,7 @@ export interface ScaleFigures {
 
 export const scaleBenchmark = async (runs: number): Promise<ScaleFigures> => {
   const ns = namespace()
-  const binary = wrapper(ns.name)
+  const binary = conntrackIn(ns.name)
   try {
     const loadStart = process.hrtime.bigint()
     await load(ns.name, ENTRIES)
@@ -99,7 +66,7 @@ export const scaleBenchmark = async (runs: number): Promise<ScaleFigures> => {
     const walkers: Array<number> = []
     for (let r = 0; r < runs; r++) {
       baselines.push(await timeBaseline(binary))
-      const walker = await startWalker(binary)
+      const walker = await startWalker({ binary })
       const walked = (await walker.walk()).length
       await walker.close()
       if (walked !== ENTRIES) throw new Error(`the walker holds ${walked} flows`)
@@ -114,7 +81,7 @@ export const scaleBenchmark = async (runs: number): Promise<ScaleFigures> => {
     // Memory: what a running walker holds once ready, after GC (the walker's processes and streams included).
     gc()
     const before = process.memoryUsage().heapUsed
-    const live = await startWalker(binary)
+    const live = await startWalker({ binary })
     try {
       gc()
       const bytesPerFlow = (process.memoryUsage().heapUsed - before) / ENTRIES

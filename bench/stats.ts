@@ -16,3 +16,12 @@ export const gc = (): void => {
   g()
   g()
 }
+
+/** One line of the summary and of bench/RESULTS.md. */
+export interface Row {
+  readonly benchmark: string
+  readonly figure: string
+  readonly baseline: string
+  readonly target: string
+  readonly met: boolean
+}

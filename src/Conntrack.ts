@@ -27,6 +27,7 @@ import {
   PermissionDenied
 } from "./Errors.js"
 import type { Flow } from "./Flow.js"
+import { splitLines } from "./Lines.js"
 import * as Metrics from "./Metrics.js"
 import { type ConntrackOptions, resolve } from "./Options.js"
 import { type LineFormat, parseLine } from "./Parser.js"
@@ -188,8 +189,7 @@ export const start = (
 
     const flows = proc.stdout.pipe(
       Stream.catchAll((error: PlatformError) => Stream.fail(exitError(undefined, error.message))),
-      Stream.decodeText(),
-      Stream.splitLines,
+      splitLines,
       Stream.mapChunksEffect((lines) => parseChunk(lines, format, shown)),
       Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
       Stream.interruptWhen(Deferred.await(failure))

@@ -107,8 +107,11 @@ const finish = (table: FlowTable, draft: Draft): FlowTable => {
     dropped += excess
   }
   let reported = HashMap.endMutation(draft.reported)
-  const reportedExcess = HashMap.size(reported) - table.options.maxReported
-  if (reportedExcess > 0) reported = forgetOldest(reported, reportedExcess)
+  const maxReported = table.options.maxReported
+  // Past the bound, forget down to 7/8 of it: one sort per maxReported/8 deaths, not one per fold.
+  if (HashMap.size(reported) > maxReported) {
+    reported = forgetOldest(reported, HashMap.size(reported) - (maxReported - (maxReported >> 3)))
+  }
   return {
     active: draft.active.done(),
     spill: HashMap.endMutation(draft.spill),

@@ -26,7 +26,10 @@ export interface ConntrackOptions {
 export interface TableOptions {
   /** Most flows kept as died-since-the-last-walk; the oldest are dropped (and counted) past it. Default 65,536. */
   readonly maxDead?: number
-  /** Most keys remembered as already reported dead (so a dump does not report them again). Default 65,536. */
+  /**
+   * Most keys remembered as already reported dead (so a dump does not report them again). Past it the oldest are
+   * forgotten, down to 7/8 of it. Default 65,536.
+   */
   readonly maxReported?: number
   /** Treat flows seen only as NEW as active (their direction may be wrong). Default false, as in the Go tracker. */
   readonly includeNew?: boolean

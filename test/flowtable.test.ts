@@ -239,10 +239,12 @@ describe("FlowTable.resync", () => {
     expect(walked(synced).report).toStrictEqual(["2:active"])
   })
 
-  it("keeps the remembered ids within their bound", () => {
+  it("keeps the remembered ids within their bound, forgetting the oldest", () => {
     const dumped = Array.from({ length: 20 }, (_, k) => flow(k, "TIME_WAIT"))
-    const [table] = FlowTable.resync(FlowTable.empty({ maxReported: 5 }), dumped)
-    expect([...table.reported].length).toBe(5)
+    const [table] = FlowTable.resync(FlowTable.empty({ maxReported: 16 }), dumped)
+    // Past the bound it forgets down to 7/8 of it at once.
+    const kept = [...table.reported].map(([key]) => Number(key.split(" ")[0])).sort((a, b) => a - b)
+    expect(kept).toStrictEqual(Array.from({ length: 14 }, (_, k) => k + 6))
   })
 })
 

@@ -4,8 +4,13 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
-const root = path.join(import.meta.dirname, "..", "..")
-export const traffic = path.join(import.meta.dirname, "traffic.mjs")
+// The project root: the nearest folder with a package.json (this file also runs compiled, from dist-bench).
+const root = (() => {
+  let dir = import.meta.dirname
+  while (!fs.existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return dir
+})()
+export const traffic = path.join(root, "test", "kernel", "traffic.mjs")
 export const bin = path.join(root, "dist", "bin.js")
 
 /** Why the kernel suite cannot run here, or undefined when it can. */

@@ -2,6 +2,7 @@
 //   serve HOST:PORT ...          echo servers; prints "ready"; runs until killed
 //   hold HOST PORT               one connection; prints its local port; closes it when stdin ends
 //   burst HOST PORT N PARALLEL   N short connections (connect, one byte each way, close); prints their local ports
+//                                (and on stderr how long they took)
 import * as net from "node:net"
 import * as readline from "node:readline"
 
@@ -62,7 +63,9 @@ if (mode === "serve") {
       ports.push(await connectOnce(host, Number(port)))
     }
   }
+  const start = process.hrtime.bigint()
   await Promise.all(Array.from({ length: Number(parallel) }, worker))
+  console.error(`burst took ${Number(process.hrtime.bigint() - start) / 1e9} s`)
   console.log(JSON.stringify(ports))
 } else {
   console.error(`traffic.mjs: unknown mode ${mode}`)

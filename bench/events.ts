@@ -1,0 +1,166 @@
+// Benchmark 5: events folded per second from a replayed event stream, against the pipe floor and against the
+// fastest real conntrack -E seen here.
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Metrics from "../src/Metrics.js"
+import { lines, type Namespace, namespace, traffic, waitFor } from "../test/kernel/netns.js"
+import { writeLifecycleCorpus } from "./corpus.js"
+import { counter, startWalker } from "./live.js"
+import { fmt, median, type Row, seconds } from "./stats.js"
+
+/** A conntrack that dumps nothing and, as -E, says it listens and writes the corpus as fast as the pipe takes it. */
+const fakeConntrack = (corpus: string) => {
+  const file = path.join(os.tmpdir(), `effect-conntrack-bench-${process.pid}-fake.sh`)
+  fs.writeFileSync(
+    file,
+    [
+      "#!/bin/sh",
+      'case " $* " in',
+      '*" -E "*) echo "NOTICE: Netlink socket buffer size has been set to 8388608 bytes." >&2',
+      `  cat ${corpus}`,
+      "  exec sleep infinity ;;",
+      '*) echo "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown." >&2 ;;',
+      "esac",
+      ""
+    ].join("\n"),
+    { mode: 0o755 }
+  )
+  return file
+}
+
+/** The floor: this process reading the same corpus from the same kind of child through a pipe, counting lines. */
+const pipeFloor = (corpus: string, count: number) =>
+  new Promise<number>((resolve, reject) => {
+    const start = process.hrtime.bigint()
+    const p = child.spawn("cat", [corpus], { stdio: ["ignore", "pipe", "ignore"] })
+    let n = 0
+    p.stdout.on("data", (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++
+    })
+    p.on("close", () => (n === count ? resolve(seconds(start)) : reject(new Error(`read ${n} lines of ${count}`))))
+  })
+
+/** Events folded per second by the live walker, and CPU seconds it spent. */
+const walkerRun = async (fake: string, count: number) => {
+  const folded = counter(Metrics.eventsFolded)
+  const errors = counter(Metrics.parseErrors)
+  const cpu = process.cpuUsage()
+  const start = process.hrtime.bigint()
+  const walker = await startWalker({ binary: fake })
+  try {
+    await waitFor("the events folded", () => counter(Metrics.eventsFolded) - folded >= count, 600_000)
+    const took = seconds(start)
+    const used = process.cpuUsage(cpu)
+    if (counter(Metrics.parseErrors) !== errors) throw new Error("replayed event lines failed to parse")
+    return { took, cpu: (used.user + used.system) / 1e6 }
+  } finally {
+    await walker.close()
+  }
+}
+
+/** Lines a bare conntrack -E in `ns` prints while `provoke` runs, and at what rate (first to last line). */
+const eventRate = async (ns: Namespace, provoke: () => Promise<void>) => {
+  const events = ns.spawn(["conntrack", "--buffer-size", "4194304", "-E", "-o", "id", "-p", "tcp"])
+  const err = lines(events.stderr)
+  await waitFor("conntrack -E to listen", () => err.some((l) => l.startsWith("NOTICE")))
+  let n = 0
+  let first = 0n
+  let last = 0n
+  events.stdout?.on("data", (chunk: Buffer) => {
+    last = process.hrtime.bigint()
+    if (n === 0) first = last
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++
+  })
+  await provoke()
+  let seen = -1
+  await waitFor("the events to stop", () => {
+    const quiet = n === seen
+    seen = n
+    return quiet
+  })
+  events.kill("SIGTERM")
+  return { events: n, perSecond: n / (Number(last - first) / 1e9), overflowed: err.some((l) => l.includes("ENOBUFS")) }
+}
+
+/** How fast the real conntrack -E writes: during a burst of loopback connections, and during a flood of inserts. */
+const realEventRates = async (connections: number, inserts: number) => {
+  const ns = namespace()
+  try {
+    ns.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0", "net.ipv4.ip_local_port_range=1024 65000"])
+    const server = ns.spawn(["node", traffic, "serve", "127.0.0.1:9501"])
+    const ready = lines(server.stdout)
+    await waitFor("the server", () => ready.includes("ready"))
+    const traffic_ = await eventRate(ns, async () => {
+      const burst = ns.spawn(["node", traffic, "burst", "127.0.0.1", "9501", String(connections), "200"])
+      await new Promise((r) => burst.once("exit", r))
+    })
+    const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns.name}-inserts.txt`)
+    fs.writeFileSync(
+      file,
+      Array.from(
+        { length: inserts },
+        (_, i) =>
+          `-I -p tcp -s 127.3.${i >> 8}.${i & 255} -d 127.4.0.1 --sport ${1024 + (i % 60000)} --dport 80 --state ESTABLISHED -t 600 -u SEEN_REPLY,ASSURED\n`
+      ).join("")
+    )
+    try {
+      const flood = await eventRate(ns, async () => {
+        ns.run(["conntrack", "-R", file])
+      })
+      return { traffic: traffic_, flood }
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  } finally {
+    ns.close()
+  }
+}
+
+export const eventsBenchmark = async (count: number, runs: number, kernel: boolean): Promise<ReadonlyArray<Row>> => {
+  const corpus = path.join(os.tmpdir(), `effect-conntrack-bench-${process.pid}-events.txt`)
+  writeLifecycleCorpus(corpus, count)
+  const fake = fakeConntrack(corpus)
+  try {
+    const floors: Array<number> = []
+    const took: Array<number> = []
+    const cpu: Array<number> = []
+    for (let r = 0; r < runs; r++) {
+      floors.push(await pipeFloor(corpus, count))
+      const run = await walkerRun(fake, count)
+      took.push(run.took)
+      cpu.push(run.cpu)
+    }
+    const perSecond = count / median(took)
+    const floor = count / median(floors)
+    const cpuPer100k = median(cpu) / (count / 100_000)
+    console.log(
+      `events: the walker folds ${fmt(perSecond)} events/s replayed from a fake conntrack -E (${fmt(count)} rich lines, whole connection lives) vs ${fmt(floor)} lines/s for this process only counting the lines of the same pipe: ${fmt(floor / perSecond, 1)}x slower than the pipe; ${fmt(cpuPer100k, 2)} CPU s per 100,000 events [median of ${runs}]`
+    )
+    let real: Awaited<ReturnType<typeof realEventRates>> | undefined
+    if (kernel) {
+      real = await realEventRates(10_000, 50_000)
+      const { traffic: t, flood: f } = real
+      console.log(
+        `events: the real conntrack -E wrote ${fmt(t.perSecond)} events/s during a burst of 10,000 loopback connections${t.overflowed ? " (hit ENOBUFS)" : ""} and ${fmt(f.perSecond)} events/s at most, for 50,000 entries inserted with conntrack -R${f.overflowed ? " (hit ENOBUFS)" : ""}: the walker folds ${fmt(perSecond / t.perSecond, 1)}x and ${fmt(perSecond / f.perSecond, 2)}x those (target: faster than conntrack writes)`
+      )
+    }
+    return [
+      {
+        benchmark: "5. Event throughput (fake conntrack -E, 1M lines)",
+        figure: `${fmt(perSecond)} events/s folded; ${fmt(cpuPer100k, 2)} CPU s per 100k events`,
+        baseline:
+          `pipe floor ${fmt(floor)} lines/s (${fmt(floor / perSecond, 1)}x)` +
+          (real === undefined
+            ? ""
+            : `; real conntrack -E wrote ${fmt(real.traffic.perSecond)} events/s in a 10,000-connection burst, ${fmt(real.flood.perSecond)} events/s at most (insert flood)`),
+        target: "drain faster than conntrack writes",
+        met: real !== undefined && perSecond > real.flood.perSecond
+      }
+    ]
+  } finally {
+    fs.rmSync(corpus, { force: true })
+    fs.rmSync(fake, { force: true })
+  }
+}
