@@ -106,9 +106,17 @@ const realEventRates = async (connections: number, inserts: number) => {
       ).join("")
     )
     try {
-      const flood = await eventRate(ns, async () => {
+      // The best of three floods: how fast conntrack -E can write at most.
+      let flood = await eventRate(ns, async () => {
         ns.run(["conntrack", "-R", file])
       })
+      for (let k = 0; k < 2; k++) {
+        ns.run(["conntrack", "-F"])
+        const next = await eventRate(ns, async () => {
+          ns.run(["conntrack", "-R", file])
+        })
+        if (next.perSecond > flood.perSecond) flood = next
+      }
       return { traffic: traffic_, flood }
     } finally {
       fs.rmSync(file, { force: true })
@@ -143,7 +151,7 @@ export const eventsBenchmark = async (count: number, runs: number, kernel: boole
       real = await realEventRates(10_000, 50_000)
       const { traffic: t, flood: f } = real
       console.log(
-        `events: the real conntrack -E wrote ${fmt(t.perSecond)} events/s during a burst of 10,000 loopback connections${t.overflowed ? " (hit ENOBUFS)" : ""} and ${fmt(f.perSecond)} events/s at most, for 50,000 entries inserted with conntrack -R${f.overflowed ? " (hit ENOBUFS)" : ""}: the walker folds ${fmt(perSecond / t.perSecond, 1)}x and ${fmt(perSecond / f.perSecond, 2)}x those (target: faster than conntrack writes)`
+        `events: the real conntrack -E wrote ${fmt(t.perSecond)} events/s during a burst of 10,000 loopback connections${t.overflowed ? " (hit ENOBUFS)" : ""} and ${fmt(f.perSecond)} events/s at most (best of 3 floods of 50,000 entries inserted with conntrack -R)${f.overflowed ? " (hit ENOBUFS)" : ""}: the walker folds ${fmt(perSecond / t.perSecond, 1)}x and ${fmt(perSecond / f.perSecond, 2)}x those (target: faster than conntrack writes)`
       )
     }
     return [

@@ -296,6 +296,8 @@ export const beginResync = (table: FlowTable, options: { readonly changes?: bool
         for (const key of HashMap.keys(draft.reported)) if (!shownClosed.has(key)) forgotten.push(key)
         for (const key of forgotten) HashMap.remove(draft.reported, key)
       }
+      // The caller may hold this resync for long (the walker's session does): let the dump's flows go.
+      shown.clear()
       return [finish(current, draft), draft.changes ?? []]
     }
   }
