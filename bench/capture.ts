@@ -19,8 +19,6 @@ const burst = async (ns: Namespace, n: number) => {
 
 const captureOnce = async (n: number) => {
   const ns = namespace()
-  // One conntrack entry per connection: no reuse of a client port still in TIME_WAIT (loopback allows it by default).
-  ns.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0", "net.ipv4.ip_local_port_range=1024 65000"])
   const walker = await startWalker({ binary: conntrackIn(ns.name) }).catch((e) => {
     ns.close()
     throw e

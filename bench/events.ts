@@ -88,7 +88,6 @@ const eventRate = async (ns: Namespace, provoke: () => Promise<void>) => {
 const realEventRates = async (connections: number, inserts: number) => {
   const ns = namespace()
   try {
-    ns.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0", "net.ipv4.ip_local_port_range=1024 65000"])
     const server = ns.spawn(["node", traffic, "serve", "127.0.0.1:9501"])
     const ready = lines(server.stdout)
     await waitFor("the server", () => ready.includes("ready"))

@@ -71,6 +71,9 @@ export const namespace = (options: { dnat?: boolean; events?: boolean } = {}): N
       ].join("\n")
     )
     run(["sysctl", "-qw", `net.netfilter.nf_conntrack_events=${options.events === false ? 0 : 1}`])
+    // One conntrack entry per connection: loopback lets a new connection reuse a client port still in TIME_WAIT
+    // (and so its entry), which would make two connections of a burst one.
+    run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0", "net.ipv4.ip_local_port_range=1024 65000"])
   } catch (e) {
     sh(["ip", "netns", "del", name])
     throw e
