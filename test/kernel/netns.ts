@@ -21,7 +21,8 @@ export const unavailable = (): string | undefined => {
     ["conntrack", "conntrack"],
     ["nft", "nftables"],
     ["ip", "iproute2"],
-    ["setpriv", "util-linux"]
+    ["setpriv", "util-linux"],
+    ["sysctl", "procps"]
   ] as const) {
     const r = child.spawnSync(tool, ["--version"], { stdio: "ignore" })
     if (r.error !== undefined) return `no ${tool} (install ${pkg})`
