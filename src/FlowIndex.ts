@@ -1,6 +1,6 @@
 /**
- * An immutable map from keys (conntrack ids, connection keys) to values, fast for the two shapes of work a flow table does:
- * bulk loads (a dump of 262,144 flows) and a steady trickle of small changes (events).
+ * An immutable map from numbers (conntrack ids) to values, fast for the two shapes of work a flow table does: bulk
+ * loads (a dump of 262,144 flows) and a steady trickle of small changes (events).
  *
  * It is a native `Map` that is never written after it is published (the base), plus a small persistent `HashMap`
  * of changes on top of it (the overlay; `null` marks a removal). A batch that is large next to the table is applied
@@ -10,19 +10,15 @@
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 
-export interface FlowIndex<V, K extends number | string = number> {
-  readonly base: ReadonlyMap<K, V>
-  readonly overlay: HashMap.HashMap<K, V | null>
+export interface FlowIndex<V> {
+  readonly base: ReadonlyMap<number, V>
+  readonly overlay: HashMap.HashMap<number, V | null>
   readonly size: number
 }
 
-export const empty = <V, K extends number | string = number>(): FlowIndex<V, K> => ({
-  base: new Map(),
-  overlay: HashMap.empty(),
-  size: 0
-})
+export const empty = <V>(): FlowIndex<V> => ({ base: new Map(), overlay: HashMap.empty(), size: 0 })
 
-export const get = <V, K extends number | string>(index: FlowIndex<V, K>, key: K): V | undefined => {
+export const get = <V>(index: FlowIndex<V>, key: number): V | undefined => {
   if (HashMap.size(index.overlay) > 0) {
     const o = HashMap.get(index.overlay, key)
     if (Option.isSome(o)) return o.value === null ? undefined : o.value
@@ -31,7 +27,7 @@ export const get = <V, K extends number | string>(index: FlowIndex<V, K>, key: K
 }
 
 /** A base with every change of the overlay applied: a fresh native map. */
-const flatten = <V, K extends number | string>(index: FlowIndex<V, K>): Map<K, V> => {
+const flatten = <V>(index: FlowIndex<V>): Map<number, V> => {
   const map = new Map(index.base)
   HashMap.forEach(index.overlay, (value, key) => {
     if (value === null) map.delete(key)
@@ -41,33 +37,29 @@ const flatten = <V, K extends number | string>(index: FlowIndex<V, K>): Map<K, V
 }
 
 /** The same entries with an empty overlay (iteration is then native speed). */
-export const compact = <V, K extends number | string>(index: FlowIndex<V, K>): FlowIndex<V, K> =>
+export const compact = <V>(index: FlowIndex<V>): FlowIndex<V> =>
   HashMap.size(index.overlay) === 0 ? index : { base: flatten(index), overlay: HashMap.empty(), size: index.size }
 
 /** Calls `f` for every entry. */
-export const forEach = <V, K extends number | string>(index: FlowIndex<V, K>, f: (value: V, key: K) => void): void => {
-  const flat = compact(index)
-  flat.base.forEach(f)
-}
+export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => void): void =>
+  compact(index).base.forEach(f)
 
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
-export interface Editor<V, K extends number | string = number> {
-  readonly size: () => number
-  readonly get: (key: K) => V | undefined
-  readonly forEach: (f: (value: V, key: K) => void) => void
-  readonly set: (key: K, value: V) => void
-  readonly remove: (key: K) => void
-  readonly done: () => FlowIndex<V, K>
+export interface Editor<V> {
+  readonly get: (key: number) => V | undefined
+  readonly forEach: (f: (value: V, key: number) => void) => void
+  readonly set: (key: number, value: V) => void
+  readonly remove: (key: number) => void
+  readonly done: () => FlowIndex<V>
 }
 
 /** Starts a batch of about `expected` changes (`Infinity` when the batch rewrites the whole index). */
-export const edit = <V, K extends number | string = number>(index: FlowIndex<V, K>, expected: number): Editor<V, K> => {
+export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
   let size = index.size
-  // A batch of a quarter of the table or more (so any batch on a small table): copy once and write natively.
+  // A large batch that is also a quarter of the table or more: copy once and write natively.
   if (expected >= 1024 && expected * 4 >= index.size) {
     const map = flatten(index)
     return {
-      size: () => map.size,
       get: (key) => map.get(key),
       forEach: (f) => map.forEach(f),
       set: (key, value) => {
@@ -80,13 +72,12 @@ export const edit = <V, K extends number | string = number>(index: FlowIndex<V, 
     }
   }
   const overlay = HashMap.beginMutation(index.overlay)
-  const current = (key: K): V | undefined => {
+  const current = (key: number): V | undefined => {
     const o = HashMap.get(overlay, key)
     if (Option.isSome(o)) return o.value === null ? undefined : o.value
     return index.base.get(key)
   }
   return {
-    size: () => size,
     get: current,
     forEach: (f) => {
       index.base.forEach((value, key) => {

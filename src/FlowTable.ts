@@ -171,6 +171,11 @@ const die = (draft: Draft, id: number, flow: Flow, spilled: boolean) => {
   } else {
     draft.active.remove(id)
   }
+  reportDead(draft, flow)
+}
+
+/** The connection is reported dead at the next walk, and remembered as reported. */
+const reportDead = (draft: Draft, flow: Flow) => {
   HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
   draft.died.push(flow)
   draft.changes?.push({ _tag: "Died", flow })
@@ -210,9 +215,7 @@ const step = (draft: Draft, flow: Flow, fromDump: boolean, includeNew: boolean):
       // A closed connection we never saw open (its events lost to an overflow, or it opened before we started):
       // the kernel keeps it in TIME_WAIT for two minutes, so a dump or a later event still shows it. Reported dead
       // once.
-      HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
-      draft.died.push(flow)
-      draft.changes?.push({ _tag: "Died", flow })
+      reportDead(draft, flow)
     }
   } else if (flow.type === "DESTROY" && found !== undefined) {
     die(draft, id, found.current, found.spilled)
