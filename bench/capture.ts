@@ -1,21 +1,11 @@
 // Benchmark 6: bursts of short-lived loopback connections on the real kernel; the share the walker reports, next to
 // the share a bare conntrack -E (all an events-only tracker such as the Go one can see) printed in the same burst.
-import { lines, type Namespace, namespace, traffic, waitFor } from "../test/kernel/netns.js"
-import { conntrackIn, overflows, startWalker } from "./live.js"
+import { burst, lines, namespace, serve } from "../test/kernel/netns.js"
+import { bareEvents, conntrackIn, overflows, startWalker } from "./live.js"
 import { fmt, type Row } from "./stats.js"
 
 const PORT = 9601
 const PARALLEL = 200
-
-/** Runs N connections, PARALLEL at a time, as fast as they go; their local ports and how long it took. */
-const burst = async (ns: Namespace, n: number) => {
-  const p = ns.spawn(["node", traffic, "burst", "127.0.0.1", String(PORT), String(n), String(PARALLEL)])
-  const out = lines(p.stdout)
-  const err = lines(p.stderr)
-  await new Promise((r) => p.once("exit", r))
-  const took = Number(/burst took ([\d.e-]+) s/.exec(err.join("\n"))?.[1] ?? Number.NaN)
-  return { ports: new Set(JSON.parse(out.join("")) as ReadonlyArray<number>), took }
-}
 
 const captureOnce = async (n: number) => {
   const ns = namespace()
@@ -24,18 +14,15 @@ const captureOnce = async (n: number) => {
     throw e
   })
   try {
-    const server = ns.spawn(["node", traffic, "serve", `127.0.0.1:${PORT}`])
-    const ready = lines(server.stdout)
-    await waitFor("the server", () => ready.includes("ready"))
+    await serve(ns, `127.0.0.1:${PORT}`)
     // A bare conntrack -E beside the walker: what the events alone show.
-    const bare = ns.spawn(["conntrack", "--buffer-size", "4194304", "-E", "-o", "id", "-p", "tcp"])
-    const bareErr = lines(bare.stderr)
-    const bareOut = lines(bare.stdout)
-    await waitFor("conntrack -E to listen", () => bareErr.some((l) => l.startsWith("NOTICE")))
+    const bare = await bareEvents(ns)
+    const bareOut = lines(bare.proc.stdout)
     await walker.walk()
     const overflowsBefore = overflows()
 
-    const { ports, took } = await burst(ns, n)
+    const made = await burst(ns, "127.0.0.1", PORT, n, PARALLEL)
+    const ports = new Set(made.ports)
     if (ports.size !== n) throw new Error(`the burst made ${ports.size} connections of ${n}`)
 
     // Walk every second, as an application would, until every connection was reported or 15 seconds passed.
@@ -58,11 +45,11 @@ const captureOnce = async (n: number) => {
     }
     return {
       n,
-      took,
+      took: made.took,
       reported: reported.size,
       inEvents: inEvents.size,
       walkerOverflows: overflows() - overflowsBefore,
-      bareOverflowed: bareErr.some((l) => l.includes("ENOBUFS"))
+      bareOverflowed: bare.overflowed()
     }
   } finally {
     await walker.close()

@@ -5,9 +5,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Metrics from "../src/Metrics.js"
-import { lines, type Namespace, namespace, traffic, waitFor } from "../test/kernel/netns.js"
+import { burst, type Namespace, namespace, serve, waitFor } from "../test/kernel/netns.js"
 import { writeLifecycleCorpus } from "./corpus.js"
-import { counter, startWalker } from "./live.js"
+import { bareEvents, counter, startWalker } from "./live.js"
 import { fmt, median, type Row, seconds } from "./stats.js"
 
 /** A conntrack that dumps nothing and, as -E, says it listens and writes the corpus as fast as the pipe takes it. */
@@ -62,13 +62,11 @@ const walkerRun = async (fake: string, count: number) => {
 
 /** Lines a bare conntrack -E in `ns` prints while `provoke` runs, and at what rate (first to last line). */
 const eventRate = async (ns: Namespace, provoke: () => Promise<void>) => {
-  const events = ns.spawn(["conntrack", "--buffer-size", "4194304", "-E", "-o", "id", "-p", "tcp"])
-  const err = lines(events.stderr)
-  await waitFor("conntrack -E to listen", () => err.some((l) => l.startsWith("NOTICE")))
+  const events = await bareEvents(ns)
   let n = 0
   let first = 0n
   let last = 0n
-  events.stdout?.on("data", (chunk: Buffer) => {
+  events.proc.stdout?.on("data", (chunk: Buffer) => {
     last = process.hrtime.bigint()
     if (n === 0) first = last
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++
@@ -80,20 +78,17 @@ const eventRate = async (ns: Namespace, provoke: () => Promise<void>) => {
     seen = n
     return quiet
   })
-  events.kill("SIGTERM")
-  return { events: n, perSecond: n / (Number(last - first) / 1e9), overflowed: err.some((l) => l.includes("ENOBUFS")) }
+  events.proc.kill("SIGTERM")
+  return { events: n, perSecond: n / (Number(last - first) / 1e9), overflowed: events.overflowed() }
 }
 
 /** How fast the real conntrack -E writes: during a burst of loopback connections, and during a flood of inserts. */
 const realEventRates = async (connections: number, inserts: number) => {
   const ns = namespace()
   try {
-    const server = ns.spawn(["node", traffic, "serve", "127.0.0.1:9501"])
-    const ready = lines(server.stdout)
-    await waitFor("the server", () => ready.includes("ready"))
-    const traffic_ = await eventRate(ns, async () => {
-      const burst = ns.spawn(["node", traffic, "burst", "127.0.0.1", "9501", String(connections), "200"])
-      await new Promise((r) => burst.once("exit", r))
+    await serve(ns, "127.0.0.1:9501")
+    const traffic = await eventRate(ns, async () => {
+      await burst(ns, "127.0.0.1", 9501, connections, 200)
     })
     const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns.name}-inserts.txt`)
     fs.writeFileSync(
@@ -116,7 +111,7 @@ const realEventRates = async (connections: number, inserts: number) => {
         })
         if (next.perSecond > flood.perSecond) flood = next
       }
-      return { traffic: traffic_, flood }
+      return { traffic, flood }
     } finally {
       fs.rmSync(file, { force: true })
     }

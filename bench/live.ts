@@ -12,6 +12,7 @@ import * as Scope from "effect/Scope"
 import * as FlowWalker from "../src/FlowWalker.js"
 import * as Metrics from "../src/Metrics.js"
 import type { WalkerOptions } from "../src/Options.js"
+import { lines, type Namespace, waitFor } from "../test/kernel/netns.js"
 import { seconds } from "./stats.js"
 
 /** Starts a walker and waits until it is ready; `took` is the time that took, in seconds. */
@@ -45,4 +46,12 @@ export const conntrackIn = (ns: string) => {
   const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns}.sh`)
   fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} conntrack "$@"\n`, { mode: 0o755 })
   return file
+}
+
+/** A bare `conntrack -E` in `ns` (what an events-only tracker sees), once it listens: its stdout and stderr lines. */
+export const bareEvents = async (ns: Namespace) => {
+  const proc = ns.spawn(["conntrack", "--buffer-size", "4194304", "-E", "-o", "id", "-p", "tcp"])
+  const err = lines(proc.stderr)
+  await waitFor("conntrack -E to listen", () => err.some((l) => l.startsWith("NOTICE")))
+  return { proc, err, overflowed: () => err.some((l) => l.includes("ENOBUFS")) }
 }

@@ -4,7 +4,7 @@
 import type * as child from "node:child_process"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { bin, exited, lines, type Namespace, namespace, traffic, unavailable, waitFor } from "./netns.js"
+import { bin, burst, exited, lines, type Namespace, namespace, serve, traffic, unavailable, waitFor } from "./netns.js"
 
 const why = unavailable()
 const required = process.env.CONNTRACK_KERNEL_TESTS === "require"
@@ -32,13 +32,6 @@ const watch = (ns: Namespace, args: ReadonlyArray<string> = [], interval = "200 
   return { proc, walked, err, syncs, synced: (n = 1) => waitFor(`walker sync #${n}`, () => syncs() >= n) }
 }
 
-const serve = async (ns: Namespace, ...endpoints: ReadonlyArray<string>) => {
-  const p = ns.spawn(["node", traffic, "serve", ...endpoints])
-  const out = lines(p.stdout)
-  await waitFor("servers", () => out.includes("ready"))
-  return p
-}
-
 /** A held connection: its local port, and a function that closes it. */
 const hold = async (ns: Namespace, host: string, port: number) => {
   const p = ns.spawn(["node", traffic, "hold", host, String(port)])
@@ -54,13 +47,6 @@ const hold = async (ns: Namespace, host: string, port: number) => {
       await exited(p)
     }
   }
-}
-
-const burst = async (ns: Namespace, host: string, port: number, n: number, parallel: number) => {
-  const p = ns.spawn(["node", traffic, "burst", host, String(port), String(n), String(parallel)])
-  const out = lines(p.stdout)
-  await exited(p, 120_000)
-  return JSON.parse(out.join("")) as ReadonlyArray<number>
 }
 
 const bySport = (walked: ReadonlyArray<Walked>, sport: number, dport: number) =>
@@ -135,7 +121,7 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
     await serve(ns, "127.0.0.1:9101")
     const w = watch(ns, [], "3 seconds")
     await w.synced()
-    const ports = await burst(ns, "127.0.0.1", 9101, 2000, 50)
+    const { ports } = await burst(ns, "127.0.0.1", 9101, 2000, 50)
     expect(new Set(ports).size).toBe(2000)
     const reported = await waitFor(
       "every connection reported dead",

@@ -149,3 +149,21 @@ export const exited = (p: child.ChildProcess, ms = 10_000) =>
       resolve(code ?? (signal as string))
     })
   })
+
+/** Echo servers on the given `host:port`s inside the namespace, once they listen. */
+export const serve = async (ns: Namespace, ...endpoints: ReadonlyArray<string>) => {
+  const p = ns.spawn(["node", traffic, "serve", ...endpoints])
+  const out = lines(p.stdout)
+  await waitFor("servers", () => out.includes("ready"))
+  return p
+}
+
+/** `n` short connections, `parallel` at a time: their local ports, and how long they took in seconds. */
+export const burst = async (ns: Namespace, host: string, port: number, n: number, parallel: number) => {
+  const p = ns.spawn(["node", traffic, "burst", host, String(port), String(n), String(parallel)])
+  const out = lines(p.stdout)
+  const err = lines(p.stderr)
+  await exited(p, 120_000)
+  const took = Number(/burst took ([\d.e-]+) s/.exec(err.join("\n"))?.[1] ?? Number.NaN)
+  return { ports: JSON.parse(out.join("")) as ReadonlyArray<number>, took }
+}
