@@ -40,10 +40,6 @@ const flatten = <V>(index: FlowIndex<V>): Map<number, V> => {
 export const compact = <V>(index: FlowIndex<V>): FlowIndex<V> =>
   HashMap.size(index.overlay) === 0 ? index : { base: flatten(index), overlay: HashMap.empty(), size: index.size }
 
-/** Calls `f` for every entry. */
-export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => void): void =>
-  compact(index).base.forEach(f)
-
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
 export interface Editor<V> {
   readonly get: (key: number) => V | undefined

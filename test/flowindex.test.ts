@@ -3,11 +3,7 @@ import * as fc from "effect/FastCheck"
 import * as HashMap from "effect/HashMap"
 import * as FlowIndex from "../src/FlowIndex.js"
 
-const contents = <V>(index: FlowIndex.FlowIndex<V>) => {
-  const out = new Map<number, V>()
-  FlowIndex.forEach(index, (v, k) => out.set(k, v))
-  return out
-}
+const contents = <V>(index: FlowIndex.FlowIndex<V>) => new Map(FlowIndex.compact(index).base)
 
 // A batch: sets and removals over a key space wide enough to grow tables of thousands of keys.
 const batch = fc.array(
