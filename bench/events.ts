@@ -44,13 +44,13 @@ const pipeFloor = (corpus: string, count: number) =>
 
 /** Events folded per second by the live walker, and CPU seconds it spent. */
 const walkerRun = async (fake: string, count: number) => {
-  const folded = counter(Metrics.eventsFolded)
+  const folded = counter(Metrics.events)
   const errors = counter(Metrics.parseErrors)
   const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   const walker = await startWalker({ binary: fake })
   try {
-    await waitFor("the events folded", () => counter(Metrics.eventsFolded) - folded >= count, 600_000)
+    await waitFor("the events folded", () => counter(Metrics.events) - folded >= count, 600_000)
     const took = seconds(start)
     const used = process.cpuUsage(cpu)
     if (counter(Metrics.parseErrors) !== errors) throw new Error("replayed event lines failed to parse")

@@ -142,7 +142,7 @@ export const make = (
         yield* Deferred.succeed(ready, undefined)
         yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped`)
         yield* Stream.runForEachChunk(events.flows, (chunk) =>
-          Metric.incrementBy(Metrics.eventsFolded, chunk.length).pipe(
+          Metric.incrementBy(Metrics.events, chunk.length).pipe(
             Effect.zipRight(fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: false, changes })))
           )
         )

@@ -1,15 +1,28 @@
 /**
  * The walker's metrics (Effect `Metric`s; they are process-global, as Effect metrics are).
+ *
+ * Labels come only from small fixed sets (event type, family, protocol, state, restart cause): never an address, a
+ * port or an id, since a metric registry keeps every label combination forever. Counters are named without `_total`;
+ * Prometheus exporters add it.
  */
 import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 
-/** Event lines folded into the table. */
-export const eventsFolded = Metric.counter("conntrack_events_folded", { description: "conntrack events folded" })
+/** conntrack event lines folded into the table, tagged with `type` (NEW, UPDATE, DESTROY). */
+export const events = Metric.counter("conntrack_events", { description: "conntrack events folded, by type" })
+/** Connections first seen active, tagged with `family` and `proto`. */
+export const flowsOpened = Metric.counter("conntrack_flows_opened", {
+  description: "connections first seen active, by family and protocol"
+})
+/** Connections reported dead, tagged with `family` and `proto`. */
+export const flowsClosed = Metric.counter("conntrack_flows_closed", {
+  description: "connections reported dead (closed), by family and protocol"
+})
 /** Flows currently active in the table. */
 export const flowsActive = Metric.gauge("conntrack_flows_active", { description: "active flows in the table" })
-/** Dead flows dropped because the dead list was full. */
+/** Dead flows a reader missed because the log of deaths had dropped them before it walked. */
 export const deadDropped = Metric.counter("conntrack_dead_flows_dropped", {
-  description: "dead flows dropped before a walk reported them (dead list full)"
+  description: "dead flows dropped before a reader walked them (log of deaths full)"
 })
 /** conntrack output lines that were not flows. */
 export const parseErrors = Metric.counter("conntrack_parse_errors", {
@@ -19,3 +32,13 @@ export const parseErrors = Metric.counter("conntrack_parse_errors", {
 export const restarts = Metric.counter("conntrack_restarts", { description: "restarts of conntrack, by cause" })
 /** ENOBUFS warnings seen on conntrack's stderr. */
 export const overflows = Metric.counter("conntrack_overflows", { description: "ENOBUFS event overflows" })
+/** 1 while the walker's table holds a complete dump and it is folding events; 0 before and while it restarts. */
+export const walkerReady = Metric.gauge("conntrack_walker_ready", {
+  description: "1 once the walker's table holds a full dump and events are folded, 0 before and while it restarts"
+})
+/** How long a resync took: the dump, its fold, and the events held meanwhile. */
+export const resyncDuration = Metric.histogram(
+  "conntrack_resync_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 12 }),
+  "time to dump and fold the kernel's table (seconds)"
+)
