@@ -179,12 +179,13 @@ describe("FlowWalker with a scripted conntrack", () => {
     withWalker(
       {
         dump: [Scripted.dumpRun([established(1)]), Scripted.dumpRun([established(1)])],
-        events: [Scripted.eventsRun([{ killedBy: "SIGKILL" }]), Scripted.eventsRun()]
+        events: [Scripted.eventsRun([{ sleep: "500 millis" }, { killedBy: "SIGKILL" }]), Scripted.eventsRun()]
       },
       {},
       (walker) =>
         Effect.gen(function* () {
           expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+          yield* TestClock.adjust("500 millis")
           yield* TestClock.adjust("1 second")
           expect((yield* spawnedKinds).length).toBe(4)
           expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
