@@ -193,26 +193,33 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
     ns.run(["conntrack", "-R", file])
     await waitFor("an ENOBUFS warning", () => w.err.some((l) => l.includes("We have hit ENOBUFS")), 15_000)
     await waitFor("a resync after the overflow", () => w.syncs() >= 2, 15_000)
+    // A connection is its id and its tuple: among 20,000 entries two can share an id (ids are 32-bit hashes).
     const kernel = new Set(
       ns
         .run(["conntrack", "-L", "-o", "id", "-p", "tcp"])
         .split("\n")
-        .map((l) => / id=(\d+)$/.exec(l)?.[1])
-        .filter((id) => id !== undefined)
-        .map(Number)
+        .map((l) => {
+          const m = / src=(\S+) .*? sport=(\d+) .* id=(\d+)$/.exec(l)
+          return m ? `${m[3]} ${m[1]}:${m[2]}` : undefined
+        })
+        .filter((key) => key !== undefined)
     )
     expect(kernel.size).toBe(20_000)
-    const walkedIds = await waitFor(
+    const walkedKeys = await waitFor(
       "a walk that matches conntrack -L",
       () => {
         const all = w.walked()
         const lastWalk = Math.max(...all.map((x) => x.walk), 0)
-        const ids = new Set(all.filter((x) => x.walk === lastWalk && x.active).map((x) => x.flow.id))
-        return ids.size === kernel.size ? ids : undefined
+        const keys = new Set(
+          all
+            .filter((x) => x.walk === lastWalk && x.active)
+            .map((x) => `${x.flow.id} ${x.flow.original.src}:${x.flow.original.sport}`)
+        )
+        return keys.size === kernel.size ? keys : undefined
       },
       30_000
     )
-    expect([...kernel].every((id) => walkedIds.has(id))).toBe(true)
+    expect([...kernel].every((key) => walkedKeys.has(key))).toBe(true)
     expect(w.err.some((l) => l.includes("restarting") && l.includes("ENOBUFS"))).toBe(true)
     ns.run(["rm", "-f", file])
   }, 90_000)
