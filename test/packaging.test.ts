@@ -231,3 +231,16 @@ const typecheck = () => {
   })()
   return typechecked
 }
+
+describe("README's Install section", () => {
+  it("states the supported ranges of package.json", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+    const section = /^## Install\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? ""
+    const ranges = {
+      effect: manifest.peerDependencies.effect,
+      "@effect/platform": manifest.peerDependencies["@effect/platform"],
+      "@effect/platform-node": manifest.dependencies?.["@effect/platform-node"]
+    }
+    for (const [name, range] of Object.entries(ranges)) expect(section).toContain(`\`${name}\` \`${range}\``)
+  })
+})
