@@ -50,6 +50,7 @@ const lowest = (range: string): string => {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-packaging-"))
 const app = path.join(dir, "app")
+const global = path.join(dir, "global")
 let why: string | undefined
 let tarball: { readonly file: string; readonly files: ReadonlyArray<string> } | undefined
 
@@ -91,13 +92,22 @@ const install = async () => {
     path.join(app, "package.json"),
     JSON.stringify({ name: "scratch-app", private: true, type: "module", dependencies }, null, 2)
   )
-  const installed = await run("npm", ["install", "--prefer-offline", "--ignore-scripts", ...npmFlags], app)
-  if (installed.code !== 0) {
+  // The app's install and a global one (what `npm i -g` gives a command-line user) run side by side.
+  const flags = ["--prefer-offline", "--ignore-scripts", ...npmFlags]
+  const [installed, globally] = await Promise.all([
+    run("npm", ["install", ...flags], app),
+    run("npm", ["install", "--global", "--prefix", global, ...flags, tarball.file], dir)
+  ])
+  for (const [what, result] of [
+    ["into the app", installed],
+    ["globally", globally]
+  ] as const) {
+    if (result.code === 0 || why !== undefined) continue
     // Offline with a cold cache, npm can report a misleading ERESOLVE ("Found: @effect/platform@undefined"): ask it
     // for one package's metadata to tell an unreachable registry from a real failure.
     const probe = await run("npm", ["view", `effect@${dependencies.effect}`, "version", "--prefer-offline"], app)
-    const code = unreachable.exec(installed.stderr) ?? unreachable.exec(probe.stderr)
-    if (code === null) throw new Error(`npm install of the tarball failed:\n${installed.stderr}`)
+    const code = unreachable.exec(result.stderr) ?? unreachable.exec(probe.stderr)
+    if (code === null) throw new Error(`npm install of the tarball ${what} failed:\n${result.stderr}`)
     why = `npm could not fetch the packages (${code[1]}: no registry, and npm's cache does not hold them)`
   }
 }
@@ -183,22 +193,7 @@ describe("installed into an app that pins the lowest effect and @effect/platform
 
   it("runs its bin: effect-conntrack parse --count", async ({ skip }) => {
     needsInstall(skip)
-    const file = path.join(app, "flows.txt")
-    fs.writeFileSync(
-      file,
-      [
-        "tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=37838 dport=8084 src=127.0.0.1 dst=127.0.0.1 sport=8084 dport=37838 [ASSURED] mark=0 use=1 id=1983568462",
-        "udp      17 29 src=::1 dst=::1 sport=48619 dport=9003 src=::1 dst=::1 sport=9003 dport=48619 mark=0 use=1 id=3035404700",
-        ""
-      ].join("\n")
-    )
-    const bin = path.join(app, "node_modules/.bin", Object.keys(manifest.bin)[0] ?? "")
-    const ran = await run(bin, ["parse", "--format", "dump", "--count", file], app, 30_000)
-    expect({ stdout: ran.stdout, stderr: ran.stderr, code: ran.code }).toEqual({
-      stdout: "parsed 2, failed 0\n",
-      stderr: "",
-      code: 0
-    })
+    expect(await parseCount(path.join(app, "node_modules/.bin"))).toEqual(counted)
   }, 60_000)
 })
 
@@ -230,6 +225,34 @@ const typecheck = () => {
     return run(process.execPath, [tsc, "-p", "."], app)
   })()
   return typechecked
+}
+
+describe("installed globally (npm i -g), with no peer installed by hand", () => {
+  it("runs its bin: effect-conntrack parse --count", async ({ skip }) => {
+    needsInstall(skip)
+    expect(await parseCount(path.join(global, "bin"))).toEqual(counted)
+  }, 60_000)
+})
+
+const counted = { stdout: "parsed 2, failed 0\n", stderr: "", code: 0 }
+/** Runs `effect-conntrack parse --format dump --count` from this bin directory on two dump lines. */
+const parseCount = async (bins: string) => {
+  const file = path.join(dir, "flows.txt")
+  fs.writeFileSync(
+    file,
+    [
+      "tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=37838 dport=8084 src=127.0.0.1 dst=127.0.0.1 sport=8084 dport=37838 [ASSURED] mark=0 use=1 id=1983568462",
+      "udp      17 29 src=::1 dst=::1 sport=48619 dport=9003 src=::1 dst=::1 sport=9003 dport=48619 mark=0 use=1 id=3035404700",
+      ""
+    ].join("\n")
+  )
+  const ran = await run(
+    path.join(bins, Object.keys(manifest.bin)[0] ?? ""),
+    ["parse", "--format", "dump", "--count", file],
+    dir,
+    30_000
+  )
+  return { stdout: ran.stdout, stderr: ran.stderr, code: ran.code }
 }
 
 describe("README's Install section", () => {
