@@ -58,7 +58,8 @@ let tarball: { readonly file: string; readonly files: ReadonlyArray<string> } | 
 const pack = async () => {
   const stage = path.join(dir, "stage")
   const skipped = new Set(["node_modules", ".git", "dist", "dist-bench", "scratch", "dist-scratch"])
-  fs.cpSync(root, stage, { recursive: true, filter: (source) => !skipped.has(path.relative(root, source)) })
+  const copied = (source: string) => !skipped.has(path.relative(root, source)) && !source.endsWith(".log")
+  fs.cpSync(root, stage, { recursive: true, filter: copied })
   fs.symlinkSync(path.join(root, "node_modules"), path.join(stage, "node_modules"), "dir")
   const build = await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], stage)
   if (build.code !== 0) throw new Error(`the build failed:\n${build.stdout}${build.stderr}`)
