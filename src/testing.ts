@@ -219,14 +219,17 @@ const fakeProcess = (run: Run, record: Tracked) =>
     const lines = (text: string | ReadonlyArray<string>) =>
       Option.some(encoder.encode((typeof text === "string" ? [text] : text).map((l) => `${l}\n`).join("")))
 
+    // After its steps a process runs until it is killed, and keeps Node alive meanwhile (as a real child does);
+    // once it has ended, nothing of it is left running, so an app that is done can exit.
     const play = Effect.forEach(run.steps ?? [], (step) => {
       if ("stdout" in step) return Queue.offer(stdout, lines(step.stdout))
       if ("stderr" in step) return Queue.offer(stderr, lines(step.stderr))
       if ("sleep" in step) return Effect.sleep(step.sleep)
       if ("exit" in step) return end({ code: step.exit })
       return end({ signal: step.killedBy })
-    }).pipe(Effect.zipRight(Effect.never))
-    // The player lives as long as the process's scope (the one `Command.start` runs in), like a real child's pipes.
+    }).pipe(Effect.zipRight(Effect.race(Deferred.await(ended), Effect.never)))
+    // The player lives as long as the process's scope (the one `Command.start` runs in), like a real child's pipes,
+    // and lets go once the process ended (`Effect.never` alone would keep an application's Node process alive).
     const player = yield* Effect.forkScoped(play)
 
     const kill = (signal: CommandExecutor.Signal = "SIGTERM") =>
