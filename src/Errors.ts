@@ -19,7 +19,11 @@ export class ConntrackNotFound extends Data.TaggedError("ConntrackNotFound")<{
   readonly pkg: string
 }> {
   override get message(): string {
-    return `${this.binary} was not found: install the ${this.pkg} package (e.g. apt-get install ${this.pkg}) or give its path`
+    const install = `${this.binary} was not found: install the ${this.pkg} package (e.g. apt-get install ${this.pkg})`
+    // setpriv only ties conntrack's life to ours: it can be done without.
+    return this.binary === "setpriv"
+      ? `${install}, or run conntrack without it with CONNTRACK_DIE_WITH_PARENT=false (then a conntrack may outlive a killed effect-conntrack)`
+      : `${install} or give its path`
   }
 }
 

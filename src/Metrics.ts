@@ -42,3 +42,7 @@ export const resyncDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 12 }),
   "time to dump and fold the kernel's table (seconds)"
 )
+/** Log lines held back by the rate limit (repeats of a message within a minute, or past the kinds it logs). */
+export const logLinesSuppressed = Metric.counter("conntrack_log_lines_suppressed", {
+  description: "log lines held back by the rate limit (each kind of message is logged once a minute, then summarised)"
+})
