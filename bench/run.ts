@@ -9,6 +9,7 @@ import { captureBenchmark } from "./capture.js"
 import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
 import { scaleBenchmark } from "./scale.js"
+import { soakBenchmark } from "./soak.js"
 import type { Row } from "./stats.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
@@ -25,6 +26,8 @@ if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
+// Ten minutes of churn: only when asked for (BENCH_ONLY=soak, or BENCH_SOAK=1 with the others).
+if ((only?.includes("soak") || process.env.BENCH_SOAK === "1") && kernel) rows.push(...(await soakBenchmark()))
 
 const table = [
   "| Benchmark | Figure | Baseline (same run) | Target | Met |",
