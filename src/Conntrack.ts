@@ -3,8 +3,9 @@
  * `Stream` of parsed flows from a scoped child process with typed errors.
  *
  * stdout and stderr are read from the start. stderr lines are logged (the buffer-size NOTICE at debug, the rest at
- * warning); an ENOBUFS warning fails the event stream (conntrack 1.4.6+ keeps running after losing events). A
- * malformed stdout line is logged and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
+ * warning through the `LogLimit` rate limit; a failing dump's stderr only in its error); an ENOBUFS warning fails the
+ * event stream (conntrack 1.4.6+ keeps running after losing events). A malformed stdout line is logged (rate-limited)
+ * and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
  * then SIGKILL after `stopTimeout`; started through `setpriv --pdeathsig KILL`, it also dies with this process.
  */
 import * as Command from "@effect/platform/Command"
