@@ -97,9 +97,13 @@ export const soakBenchmark = async (
   const name = `ect-hostile-soak-${process.pid}`
   const seconds = Math.round(minutes * 60)
   const heap = process.env.SOAK_HEAP === "1"
+  // More node flags for the watcher, e.g. SOAK_NODE_ARGS=--max-old-space-size=64 to tell V8's headroom from growth.
+  const nodeArgs = (process.env.SOAK_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "")
   const heapAt = Number(process.env.SOAK_HEAP_AT ?? Math.round(seconds / 4 / 10) * 10)
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-soak-"))
-  console.log(`\n## soak: watch --json under ${rate} connections/s for ${minutes} min (namespace ${name})`)
+  console.log(
+    `\n## soak: watch --json under ${rate} connections/s for ${minutes} min (namespace ${name})${nodeArgs.length > 0 ? `, node ${nodeArgs.join(" ")}` : ""}`
+  )
   sh(["ip", "netns", "add", name])
   const spawned: Array<child.ChildProcess> = []
   const spawn = (args: ReadonlyArray<string>, options: child.SpawnOptions = {}) => {
@@ -121,7 +125,16 @@ export const soakBenchmark = async (
     await waitFor("the server", () => serverOut.includes("ready"))
 
     const watcher = spawn(
-      ["node", ...(heap ? ["--heapsnapshot-signal=SIGUSR2"] : []), bin, "watch", "--json", "--interval", "1 second"],
+      [
+        "node",
+        ...nodeArgs,
+        ...(heap ? ["--heapsnapshot-signal=SIGUSR2"] : []),
+        bin,
+        "watch",
+        "--json",
+        "--interval",
+        "1 second"
+      ],
       { cwd: work }
     )
     let walkedLines = 0
