@@ -10,6 +10,7 @@ import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
 import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
+import { soakBenchmark } from "./soak.js"
 import type { Row } from "./stats.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
@@ -27,6 +28,8 @@ if (wanted("remembered")) rows.push(...(await rememberedBenchmark(runs)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
+// Ten minutes of churn: only when asked for (BENCH_ONLY=soak, or BENCH_SOAK=1 with the others).
+if ((only?.includes("soak") || process.env.BENCH_SOAK === "1") && kernel) rows.push(...(await soakBenchmark()))
 
 const table = [
   "| Benchmark | Figure | Baseline (same run) | Target | Met |",

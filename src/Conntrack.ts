@@ -3,8 +3,9 @@
  * `Stream` of parsed flows from a scoped child process with typed errors.
  *
  * stdout and stderr are read from the start. stderr lines are logged (the buffer-size NOTICE at debug, the rest at
- * warning); an ENOBUFS warning fails the event stream (conntrack 1.4.6+ keeps running after losing events). A
- * malformed stdout line is logged and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
+ * warning through the `LogLimit` rate limit; a failing dump's stderr only in its error); an ENOBUFS warning fails the
+ * event stream (conntrack 1.4.6+ keeps running after losing events). A malformed stdout line is logged (rate-limited)
+ * and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
  * then SIGKILL after `stopTimeout`; started through `setpriv --pdeathsig KILL`, it also dies with this process.
  */
 import * as Command from "@effect/platform/Command"
@@ -30,6 +31,7 @@ import {
 } from "./Errors.js"
 import type { Flow } from "./Flow.js"
 import { splitLines } from "./Lines.js"
+import * as LogLimit from "./LogLimit.js"
 import * as Metrics from "./Metrics.js"
 import { type ConntrackOptions, resolve } from "./Options.js"
 import { type LineFormat, parseLine } from "./Parser.js"
@@ -39,14 +41,15 @@ export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {})
   const o = resolve(options)
   const protocol = o.protocol === "all" ? [] : ["-p", o.protocol]
   return format === "dump"
-    ? ["-L", "-o", "id", ...protocol, ...o.extraArgs]
+    ? ["-L", "-o", "id", ...protocol, ...o.extraArgs, ...o.dumpArgs]
     : [
         ...(o.bufferSize > 0 ? ["--buffer-size", String(o.bufferSize)] : []),
         "-E",
         "-o",
         "id",
         ...protocol,
-        ...o.extraArgs
+        ...o.extraArgs,
+        ...o.eventArgs
       ]
 }
 
@@ -63,6 +66,8 @@ export interface Running {
 }
 
 const STDERR_KEPT = 10
+/** Longest stderr line kept for an error's text or a log line (a flood can send megabytes in one line). */
+const STDERR_LINE_KEPT = 500
 
 const isPermissionLine = (line: string) =>
   /must be root or get CAP_NET_ADMIN|Can't open netlink socket|Operation not permitted/.test(line)
@@ -102,8 +107,11 @@ export const start = (
     const stderrTail: Array<string> = []
     let permissionRefused = false
 
-    const onStderrLine = (line: string): Effect.Effect<void> => {
-      if (line.trim() === "") return Effect.void
+    // A dump's other stderr lines are logged only if it succeeds: when it fails they are the error's text.
+    const heldForDump: Array<string> = []
+    const onStderrLine = (full: string): Effect.Effect<void> => {
+      if (full.trim() === "") return Effect.void
+      const line = LogLimit.cut(full, STDERR_LINE_KEPT)
       stderrTail.push(line)
       if (stderrTail.length > STDERR_KEPT) stderrTail.shift()
       if (line.startsWith("NOTICE: Netlink socket buffer size")) {
@@ -114,7 +122,7 @@ export const start = (
       }
       if (line.includes("We have hit ENOBUFS")) {
         return Metric.increment(Metrics.overflows).pipe(
-          Effect.zipRight(Effect.logWarning(`${shown}: ${line}`)),
+          Effect.zipRight(LogLimit.warn(`${shown}: ${line}`)),
           Effect.zipRight(Deferred.fail(failure, new EventOverflow({ command: shown })))
         )
       }
@@ -128,8 +136,17 @@ export const start = (
       if (line.startsWith("This message means that") || line.startsWith("Please, check --buffer-size")) {
         return Effect.logDebug(line)
       }
-      return Effect.logWarning(`${shown}: ${line}`)
+      if (format === "dump") {
+        heldForDump.push(line)
+        if (heldForDump.length > STDERR_KEPT) heldForDump.shift()
+        return Effect.void
+      }
+      // Rate-limited, and shared across restarts: a conntrack that keeps failing is not logged at every restart.
+      return LogLimit.warn(`${shown}: ${line}`)
     }
+    const logHeldForDump = Effect.suspend(() =>
+      Effect.forEach(heldForDump, (line) => LogLimit.warn(`${shown}: ${line}`))
+    )
 
     const stderrFiber = yield* proc.stderr.pipe(
       Stream.decodeText(),
@@ -163,7 +180,7 @@ export const start = (
             if (Either.isRight(exit)) {
               const code = exit.right as number
               return code === 0 && format === "dump" && !permissionRefused
-                ? Effect.void
+                ? logHeldForDump
                 : Effect.fail(exitError(code, undefined))
             }
             return Effect.fail(exitError(undefined, signalOf(exit.left)))
@@ -232,7 +249,11 @@ const parseChunk = (lines: Chunk.Chunk<string>, format: LineFormat, shown: strin
     }
     if (errors.length === 0) return Effect.succeed(Chunk.unsafeFromArray(flows))
     return Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
-      Effect.zipRight(Effect.forEach(errors, (e) => Effect.logWarning(`${shown}: skipped a line: ${e.message}`))),
+      Effect.zipRight(
+        Effect.forEach(errors, (e) =>
+          LogLimit.warn(`${shown}: skipped a line: ${e.message}`, `${shown}: skipped a line: ${e.reason}`)
+        )
+      ),
       Effect.as(Chunk.unsafeFromArray(flows))
     )
   })

@@ -2,6 +2,7 @@
  * Every failure effect-conntrack can report, as tagged errors with the facts in fields and a readable `message`.
  */
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 
 /** A line of conntrack output that is not a flow. The rest of the output goes on. */
 export class LineParseError extends Data.TaggedError("LineParseError")<{
@@ -19,7 +20,11 @@ export class ConntrackNotFound extends Data.TaggedError("ConntrackNotFound")<{
   readonly pkg: string
 }> {
   override get message(): string {
-    return `${this.binary} was not found: install the ${this.pkg} package (e.g. apt-get install ${this.pkg}) or give its path`
+    const install = `${this.binary} was not found: install the ${this.pkg} package (e.g. apt-get install ${this.pkg})`
+    // setpriv only ties conntrack's life to ours: it can be done without.
+    return this.binary === "setpriv"
+      ? `${install}, or run conntrack without it with CONNTRACK_DIE_WITH_PARENT=false (then a conntrack may outlive a killed effect-conntrack)`
+      : `${install} or give its path`
   }
 }
 
@@ -85,3 +90,13 @@ export class EventsDisabled extends Data.TaggedError("EventsDisabled")<{
 
 /** Every error that running conntrack can fail with. */
 export type ConntrackError = ConntrackNotFound | PermissionDenied | ConntrackExited | EventOverflow
+
+/** The events file did not answer in time (a FIFO, a hung file system): whether events are on is unknown. */
+export class EventsCheckTimeout extends Data.TaggedError("EventsCheckTimeout")<{
+  readonly path: string
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `could not tell whether conntrack events are on: reading ${this.path} took more than ${Duration.format(this.timeout)} (is it a FIFO, or a hung file system?)`
+  }
+}

@@ -50,3 +50,7 @@ export const changesDropped = Metric.counter("conntrack_changes_dropped", {
 export const eventsEnabled = Metric.gauge("conntrack_events_enabled", {
   description: "1 while the kernel sends conntrack events in this namespace, 0 when they are off"
 })
+/** Log lines held back by the rate limit (repeats of a message within a minute, or past the kinds it logs). */
+export const logLinesSuppressed = Metric.counter("conntrack_log_lines_suppressed", {
+  description: "log lines held back by the rate limit (each kind of message is logged once a minute, then summarised)"
+})

@@ -16,6 +16,10 @@ export interface ConntrackOptions {
   readonly bufferSize?: number
   /** More arguments for both `-L` and `-E` (e.g. `["--zone", "3"]`). */
   readonly extraArgs?: ReadonlyArray<string>
+  /** More arguments for `-L` only, after `extraArgs`. */
+  readonly dumpArgs?: ReadonlyArray<string>
+  /** More arguments for `-E` only, after `extraArgs` (e.g. `["-e", "UPDATE,DESTROY"]`). */
+  readonly eventArgs?: ReadonlyArray<string>
   /** Start conntrack through `setpriv --pdeathsig KILL` so that it dies with this process. Default true. */
   readonly dieWithParent?: boolean
   /** How long a stopped conntrack gets between SIGTERM and SIGKILL. Default 2 seconds. */
@@ -67,6 +71,8 @@ export const defaults = {
   protocol: "tcp",
   bufferSize: 4 * 1024 * 1024,
   extraArgs: [] as ReadonlyArray<string>,
+  dumpArgs: [] as ReadonlyArray<string>,
+  eventArgs: [] as ReadonlyArray<string>,
   dieWithParent: true,
   stopTimeout: Duration.seconds(2),
   maxDead: 262_144,
@@ -86,6 +92,8 @@ export interface ResolvedOptions {
   readonly protocol: string
   readonly bufferSize: number
   readonly extraArgs: ReadonlyArray<string>
+  readonly dumpArgs: ReadonlyArray<string>
+  readonly eventArgs: ReadonlyArray<string>
   readonly dieWithParent: boolean
   readonly stopTimeout: Duration.Duration
   readonly maxDead: number
@@ -104,6 +112,8 @@ export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
   protocol: options.protocol ?? defaults.protocol,
   bufferSize: options.bufferSize ?? defaults.bufferSize,
   extraArgs: options.extraArgs ?? defaults.extraArgs,
+  dumpArgs: options.dumpArgs ?? defaults.dumpArgs,
+  eventArgs: options.eventArgs ?? defaults.eventArgs,
   dieWithParent: options.dieWithParent ?? defaults.dieWithParent,
   stopTimeout: Duration.decode(options.stopTimeout ?? defaults.stopTimeout),
   maxDead: options.maxDead ?? defaults.maxDead,
@@ -117,11 +127,14 @@ export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
   supportCheckInterval: Duration.decode(options.supportCheckInterval ?? defaults.supportCheckInterval)
 })
 
+const words = (s: string): ReadonlyArray<string> => s.split(/\s+/).filter((a) => a !== "")
+
 const optional = <A>(config: Config.Config<A>) => Config.option(config)
 
 /**
  * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
- * `CONNTRACK_EXTRA_ARGS` (split on spaces), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
+ * `CONNTRACK_EXTRA_ARGS` (split on spaces; for both `-L` and `-E`), `CONNTRACK_DUMP_ARGS` (`-L` only),
+ * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
  * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
@@ -132,7 +145,9 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   bufferSize: optional(
     Config.integer("BUFFER_SIZE").pipe(Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }))
   ),
-  extraArgs: optional(Config.string("EXTRA_ARGS").pipe(Config.map((s) => s.split(/\s+/).filter((a) => a !== "")))),
+  extraArgs: optional(Config.string("EXTRA_ARGS").pipe(Config.map(words))),
+  dumpArgs: optional(Config.string("DUMP_ARGS").pipe(Config.map(words))),
+  eventArgs: optional(Config.string("EVENT_ARGS").pipe(Config.map(words))),
   dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),
   stopTimeout: optional(Config.duration("STOP_TIMEOUT")),
   maxDead: optional(

@@ -233,8 +233,21 @@ describe("effect-conntrack --help", () => {
   it.effect("documents every command and flag", () =>
     Effect.gen(function* () {
       for (const [command, flags] of [
-        ["watch", ["--json", "--interval", "--proto", "--buffer-size", "--proc-root", "--conntrack", "after --"]],
-        ["dump", ["--json", "--count", "--proto", "--proc-root", "--conntrack"]],
+        [
+          "watch",
+          [
+            "--json",
+            "--interval",
+            "--proto",
+            "--buffer-size",
+            "--proc-root",
+            "--conntrack",
+            "--dump-arg",
+            "--event-arg",
+            "after --"
+          ]
+        ],
+        ["dump", ["--json", "--count", "--proto", "--proc-root", "--conntrack", "--dump-arg"]],
         ["parse", ["--format", "--count", "FILE"]]
       ] as const) {
         const run = cli([command, "--help"])

@@ -20,7 +20,8 @@ export const dumpCommand = Command.make(
     count,
     proto: Flags.proto,
     procRoot: Flags.procRoot,
-    conntrack: Flags.conntrack
+    conntrack: Flags.conntrack,
+    dumpArgs: Flags.dumpArgs
   },
   (flags) =>
     Effect.gen(function* () {

@@ -20,11 +20,32 @@ export const proto = Options.text("proto").pipe(
   Options.optional
 )
 
+const invalid = (text: string) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(text)))
+
 export const bufferSize = Options.integer("buffer-size").pipe(
   Options.withDescription(
     "--buffer-size of conntrack -E in bytes, 0 for none (default: 4194304, or CONNTRACK_BUFFER_SIZE)"
   ),
+  Options.mapEffect((n) =>
+    n >= 0 ? Effect.succeed(n) : invalid(`--buffer-size must be 0 (none) or a number of bytes, not ${n}`)
+  ),
   Options.optional
+)
+
+/** More arguments for `conntrack -L` only, one per flag (`--dump-arg --zone --dump-arg 3`). */
+export const dumpArgs = Options.text("dump-arg").pipe(
+  Options.withDescription(
+    "one more argument for conntrack -L only; repeat it for several, e.g. --dump-arg --zone --dump-arg 3 (or CONNTRACK_DUMP_ARGS)"
+  ),
+  Options.repeated
+)
+
+/** More arguments for `conntrack -E` only (`--event-arg -e --event-arg UPDATE,DESTROY`). */
+export const eventArgs = Options.text("event-arg").pipe(
+  Options.withDescription(
+    "one more argument for conntrack -E only; repeat it for several, e.g. --event-arg -e --event-arg UPDATE,DESTROY (or CONNTRACK_EVENT_ARGS)"
+  ),
+  Options.repeated
 )
 
 export const procRoot = Options.directory("proc-root").pipe(
@@ -39,22 +60,24 @@ export const conntrack = Options.text("conntrack").pipe(
   Options.optional
 )
 
-/** A duration in Effect's syntax: `250 millis`, `2 seconds`, `1 minute`. */
-export const duration = (name: string, fallback: string, description: string) =>
+/** A duration in Effect's syntax: `250 millis`, `2 seconds`, `1 minute`; at least `minimum` when given. */
+export const duration = (name: string, fallback: string, description: string, minimum?: Duration.DurationInput) =>
   Options.text(name).pipe(
-    Options.withDescription(`${description} (a duration such as "250 millis" or "2 seconds"; default ${fallback})`),
+    Options.withDescription(
+      `${description} (a duration such as "250 millis" or "2 seconds"${minimum === undefined ? "" : `, at least ${Duration.format(minimum)}`}; default ${fallback})`
+    ),
     Options.withDefault(fallback),
     Options.mapEffect((text) => {
       const decoded = Duration.decodeUnknown(text.trim())
-      return Option.isSome(decoded) && Duration.greaterThan(decoded.value, Duration.zero)
-        ? Effect.succeed(decoded.value)
-        : Effect.fail(
-            ValidationError.invalidValue(
-              HelpDoc.p(
-                `--${name} must be a positive duration such as "250 millis" or "2 seconds", not ${JSON.stringify(text)}`
-              )
-            )
-          )
+      if (Option.isNone(decoded) || !Duration.greaterThan(decoded.value, Duration.zero)) {
+        return invalid(
+          `--${name} must be a positive duration such as "250 millis" or "2 seconds", not ${JSON.stringify(text)}`
+        )
+      }
+      if (minimum !== undefined && Duration.lessThan(decoded.value, minimum)) {
+        return invalid(`--${name} must be at least ${Duration.format(minimum)}, not ${JSON.stringify(text)}`)
+      }
+      return Effect.succeed(decoded.value)
     })
   )
 
@@ -64,6 +87,8 @@ export interface Given {
   readonly bufferSize?: Option.Option<number>
   readonly procRoot: Option.Option<string>
   readonly conntrack: Option.Option<string>
+  readonly dumpArgs?: ReadonlyArray<string>
+  readonly eventArgs?: ReadonlyArray<string>
 }
 
 /** The walker's options: flags (and conntrack arguments after `--`) over environment over defaults. */
@@ -75,5 +100,7 @@ export const walkerOptions = (given: Given) =>
     if (Option.isSome(given.procRoot)) options.procRoot = given.procRoot.value
     if (Option.isSome(given.conntrack)) options.binary = given.conntrack.value
     if (extraArgs.length > 0) options.extraArgs = extraArgs
+    if (given.dumpArgs !== undefined && given.dumpArgs.length > 0) options.dumpArgs = given.dumpArgs
+    if (given.eventArgs !== undefined && given.eventArgs.length > 0) options.eventArgs = given.eventArgs
     return options
   })

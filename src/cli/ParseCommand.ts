@@ -4,6 +4,7 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
@@ -12,7 +13,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { type LineFormat, parseLine } from "../Parser.js"
-import { Stdin } from "./Input.js"
+import { Stdin, type StdinUnreadable } from "./Input.js"
 
 /** Some input lines were not flows; each was reported on stderr. */
 export class LinesFailed extends Data.TaggedError("LinesFailed")<{ readonly parsed: number; readonly failed: number }> {
@@ -78,7 +79,9 @@ const file = Args.file({ name: "FILE", exists: "yes" }).pipe(
 
 export const parseCommand = Command.make("parse", { format, count, file }, (config) =>
   Effect.gen(function* () {
-    const input = Option.isSome(config.file) ? (yield* FileSystem.FileSystem).stream(config.file.value) : yield* Stdin
+    const input: Stream.Stream<Uint8Array, PlatformError | StdinUnreadable> = Option.isSome(config.file)
+      ? (yield* FileSystem.FileSystem).stream(config.file.value)
+      : yield* Stdin
     const counts = yield* parseText(input, config.format, config.count)
     if (config.count) yield* Console.log(`parsed ${counts.parsed}, failed ${counts.failed}`)
     if (counts.failed > 0) return yield* new LinesFailed(counts)

@@ -8,9 +8,10 @@ import * as FlowWalker from "../FlowWalker.js"
 import * as KernelSupport from "../KernelSupport.js"
 import { resolve } from "../Options.js"
 import * as Flags from "./Flags.js"
+import { ExitStatus } from "./Input.js"
 import { walkJson, walkText } from "./Render.js"
 
-const interval = Flags.duration("interval", "1 second", "time between walks")
+const interval = Flags.duration("interval", "1 second", "time between walks", "10 millis")
 
 export const watchCommand = Command.make(
   "watch",
@@ -20,10 +21,14 @@ export const watchCommand = Command.make(
     proto: Flags.proto,
     bufferSize: Flags.bufferSize,
     procRoot: Flags.procRoot,
-    conntrack: Flags.conntrack
+    conntrack: Flags.conntrack,
+    dumpArgs: Flags.dumpArgs,
+    eventArgs: Flags.eventArgs
   },
   (flags) =>
     Effect.gen(function* () {
+      // A signal is how watch normally ends: exit 0, not 130/143.
+      ;(yield* ExitStatus).signalEndsCleanly = true
       const options = yield* Flags.walkerOptions(flags)
       // Fail fast on what a user can fix, instead of a walker that reports nothing or keeps retrying: events off,
       // then (from the walker's own first attempt) a missing conntrack or no privilege.
@@ -47,6 +52,6 @@ export const watchCommand = Command.make(
     }).pipe(Effect.scoped)
 ).pipe(
   Command.withDescription(
-    "Track connections live: every --interval, print the active flows and those closed since the last walk. Stops cleanly on Ctrl-C or SIGTERM. More conntrack arguments go after --, e.g. watch -- --zone 3 (or CONNTRACK_EXTRA_ARGS)."
+    "Track connections live: every --interval, print the active flows and those closed since the last walk. Stops cleanly on Ctrl-C or SIGTERM. More conntrack arguments go after --, for both -L and -E, e.g. watch -- --zone 3 (or CONNTRACK_EXTRA_ARGS); --dump-arg and --event-arg give them to one only."
   )
 )

@@ -1,0 +1,235 @@
+// Soak: memory of the real `effect-conntrack watch --json` under steady loopback churn, in a network namespace of
+// its own. A client makes SOAK_RATE short connections a second (default 300; at most 256 open at once) for
+// SOAK_MINUTES (default 10) and stops by itself; the watcher's RSS is sampled every 10 seconds and printed as a table.
+// Judged flat when RSS grows less than 5% over the last half of the run (the last 5 minutes of 10): the median of
+// the last minute against the median of the minute that starts that half (the baseline, measured in the same run).
+// With SOAK_HEAP=1 the watcher writes a heap snapshot at SOAK_HEAP_AT seconds (default a quarter of the run) and at
+// the end, and the object kinds that grew most between them are printed (snapshots inflate RSS: not for figures).
+//
+//   npm run build && tsc -p tsconfig.bench.json && node dist-bench/bench/soak.js     (or BENCH_ONLY=soak npm run bench)
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { bin, lines, traffic, unavailable, waitFor } from "../test/kernel/netns.js"
+import { fmt, median, type Row } from "./stats.js"
+
+const sh = (args: ReadonlyArray<string>, input?: string) => {
+  const r = child.spawnSync(args[0] as string, args.slice(1), { input, encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`${args.join(" ")} failed: ${r.stderr}`)
+  return r.stdout
+}
+
+// Short connections at a steady rate, bounded in flight; prints {"made","failed"} every 10 s and at the end.
+const client = `
+const net = require("node:net")
+const [rate, seconds, port] = process.argv.slice(1).map(Number)
+let made = 0, failed = 0, open = 0, credit = 0
+const end = Date.now() + seconds * 1000
+const report = () => console.log(JSON.stringify({ made, failed }))
+const connect = () => {
+  open++
+  const s = net.connect({ host: "127.0.0.1", port })
+  s.on("connect", () => s.write("x"))
+  s.once("data", () => s.end())
+  s.on("error", () => { failed++ })
+  s.on("close", () => { open--; made++ })
+}
+const tick = setInterval(() => {
+  if (Date.now() >= end) {
+    clearInterval(tick)
+    clearInterval(progress)
+    const done = setInterval(() => { if (open === 0) { clearInterval(done); report() } }, 50)
+    return
+  }
+  credit = Math.min(credit + rate / 100, rate)
+  while (credit >= 1 && open < 256) { credit--; connect() }
+}, 10)
+const progress = setInterval(report, 10000)
+`
+
+const rssOf = (pid: number): number => {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024
+}
+
+/** Total self size by object kind (constructor or type) in a V8 heap snapshot. */
+const heapByKind = (file: string): Map<string, number> => {
+  const snapshot = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    snapshot: { meta: { node_fields: Array<string>; node_types: [Array<string>] } }
+    nodes: Array<number>
+    strings: Array<string>
+  }
+  const fields = snapshot.snapshot.meta.node_fields
+  const types = snapshot.snapshot.meta.node_types[0]
+  const width = fields.length
+  const [type, name, size] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")]
+  const out = new Map<string, number>()
+  for (let k = 0; k < snapshot.nodes.length; k += width) {
+    const t = types[snapshot.nodes[k + type] as number] as string
+    const kind = t === "object" || t === "closure" ? `${t} ${snapshot.strings[snapshot.nodes[k + name] as number]}` : t
+    out.set(kind, (out.get(kind) ?? 0) + (snapshot.nodes[k + size] as number))
+  }
+  return out
+}
+
+const snapshotOf = async (pid: number, dir: string, count: number): Promise<string> => {
+  process.kill(pid, "SIGUSR2")
+  return waitFor(
+    "a heap snapshot",
+    () => {
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith(".heapsnapshot"))
+      if (files.length < count) return undefined
+      const file = path.join(dir, files.sort()[count - 1] as string)
+      // Written when its size stops changing.
+      const a = fs.statSync(file).size
+      const b = child.spawnSync("sleep", ["1"]) && fs.statSync(file).size
+      return a === b && a > 0 ? file : undefined
+    },
+    120_000
+  )
+}
+
+export const soakBenchmark = async (
+  minutes = Number(process.env.SOAK_MINUTES ?? 10),
+  rate = Number(process.env.SOAK_RATE ?? 300)
+): Promise<ReadonlyArray<Row>> => {
+  const name = `ect-hostile-soak-${process.pid}`
+  const seconds = Math.round(minutes * 60)
+  const heap = process.env.SOAK_HEAP === "1"
+  // More node flags for the watcher, e.g. SOAK_NODE_ARGS=--max-old-space-size=64 to tell V8's headroom from growth.
+  const nodeArgs = (process.env.SOAK_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "")
+  const heapAt = Number(process.env.SOAK_HEAP_AT ?? Math.round(seconds / 4 / 10) * 10)
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-soak-"))
+  console.log(
+    `\n## soak: watch --json under ${rate} connections/s for ${minutes} min (namespace ${name})${nodeArgs.length > 0 ? `, node ${nodeArgs.join(" ")}` : ""}`
+  )
+  sh(["ip", "netns", "add", name])
+  const spawned: Array<child.ChildProcess> = []
+  const spawn = (args: ReadonlyArray<string>, options: child.SpawnOptions = {}) => {
+    const p = child.spawn("ip", ["netns", "exec", name, ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
+    spawned.push(p)
+    return p
+  }
+  try {
+    const run = (args: ReadonlyArray<string>, input?: string) => sh(["ip", "netns", "exec", name, ...args], input)
+    run(["ip", "link", "set", "lo", "up"])
+    run(
+      ["nft", "-f", "-"],
+      "table inet effect_conntrack_soak {\n  chain out { type filter hook output priority filter; ct state new counter; }\n}\n"
+    )
+    run(["sysctl", "-qw", "net.netfilter.nf_conntrack_events=1", "net.ipv4.ip_local_port_range=1024 65000"])
+
+    const server = spawn(["node", traffic, "serve", "127.0.0.1:9300"])
+    const serverOut = lines(server.stdout)
+    await waitFor("the server", () => serverOut.includes("ready"))
+
+    const watcher = spawn(
+      [
+        "node",
+        ...nodeArgs,
+        ...(heap ? ["--heapsnapshot-signal=SIGUSR2"] : []),
+        bin,
+        "watch",
+        "--json",
+        "--interval",
+        "1 second"
+      ],
+      { cwd: work }
+    )
+    let walkedLines = 0
+    watcher.stdout?.on("data", (b: Buffer) => {
+      for (const c of b) if (c === 10) walkedLines++
+    })
+    const watcherErr = lines(watcher.stderr)
+    await waitFor("the watcher's first walk", () => walkedLines > 0 || watcher.exitCode !== null, 30_000).catch(
+      () => undefined
+    )
+    // `ip netns exec` execs the command: the pid is the watcher's.
+    const pid = watcher.pid as number
+
+    const churn = spawn(["node", "-e", client, String(rate), String(seconds), "9300"])
+    const progress = lines(churn.stdout)
+    const made = () => (JSON.parse(progress.at(-1) ?? '{"made":0}') as { made: number }).made
+
+    const samples: Array<{ t: number; rss: number; made: number; entries: number }> = []
+    const started = Date.now()
+    const snapshots: Array<string> = []
+    console.log("| t (s) | RSS (MB) | connections made | conntrack entries |")
+    console.log("|---|---|---|---|")
+    for (let t = 10; t <= seconds; t += 10) {
+      await new Promise((r) => setTimeout(r, started + t * 1000 - Date.now()))
+      if (watcher.exitCode !== null) throw new Error(`the watcher exited: ${watcherErr.slice(-5).join(" / ")}`)
+      const entries = Number(run(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).trim())
+      const sample = { t, rss: rssOf(pid), made: made(), entries }
+      samples.push(sample)
+      console.log(`| ${t} | ${fmt(sample.rss, 1)} | ${fmt(sample.made)} | ${fmt(entries)} |`)
+      if (heap && t === heapAt) snapshots.push(await snapshotOf(pid, work, 1))
+    }
+    if (heap) snapshots.push(await snapshotOf(pid, work, 2))
+    await waitFor("the client to stop", () => churn.exitCode !== null, 60_000)
+
+    // One sample swings by a few MB with garbage collections: compare the median of the minute that starts the
+    // last half (the baseline) with the median of the last minute.
+    const halfAt = samples.findIndex((s) => s.t >= seconds / 2)
+    const baseline = median(samples.slice(halfAt, halfAt + 6).map((s) => s.rss))
+    const end = median(samples.slice(-6).map((s) => s.rss))
+    const last = samples.at(-1)
+    const half = samples[halfAt]
+    if (half === undefined || last === undefined) throw new Error("no samples")
+    const growth = (end - baseline) / baseline
+    const single = (last.rss - half.rss) / half.rss
+    console.log(
+      `RSS median ${fmt(baseline, 1)} MB over ${half.t}-${half.t + 50} s (baseline) -> median ${fmt(end, 1)} MB over the last minute: ${growth >= 0 ? "+" : ""}${fmt(growth * 100, 1)}% (single samples: ${fmt(half.rss, 1)} MB at ${half.t} s -> ${fmt(last.rss, 1)} MB at ${last.t} s, ${single >= 0 ? "+" : ""}${fmt(single * 100, 1)}%); first sample ${fmt(samples[0]?.rss ?? 0, 1)} MB; ${fmt(last.made)} connections, ${walkedLines} walked lines`
+    )
+    const warnings = watcherErr.filter((l) => l.includes("level=WARN") || l.includes("level=ERROR"))
+    console.log(`watcher log lines at warning or above: ${warnings.length}`)
+    for (const line of warnings.slice(0, 8)) console.log(`  ${line.slice(0, 240)}`)
+
+    if (heap && snapshots.length === 2) {
+      const [a, b] = [heapByKind(snapshots[0] as string), heapByKind(snapshots[1] as string)]
+      const grew = [...b]
+        .map(([kind, size]) => [kind, size - (a.get(kind) ?? 0), size] as const)
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 12)
+      console.log("heap growth between the two snapshots, by kind (self size):")
+      for (const [kind, delta, size] of grew) {
+        console.log(`  ${kind.slice(0, 60).padEnd(60)} +${fmt(delta / 1024)} KiB (now ${fmt(size / 1024)} KiB)`)
+      }
+    }
+    return [
+      {
+        benchmark: `soak: watch --json RSS, ${rate} connections/s for ${minutes} min`,
+        figure: `median ${fmt(end, 1)} MB in the last minute (${growth >= 0 ? "+" : ""}${fmt(growth * 100, 1)}%)`,
+        baseline: `median ${fmt(baseline, 1)} MB at ${half.t}-${half.t + 50} s`,
+        target: "< 5% growth over the last half",
+        met: growth < 0.05
+      }
+    ]
+  } finally {
+    for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM")
+    await new Promise((r) => setTimeout(r, 500))
+    for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL")
+    // Anything still inside is ours: the namespace is.
+    const left = child.spawnSync("ip", ["netns", "pids", name], { encoding: "utf8" }).stdout ?? ""
+    for (const pid of left.split("\n").filter((l) => l !== "")) {
+      try {
+        process.kill(Number(pid), "SIGKILL")
+      } catch {}
+    }
+    child.spawnSync("ip", ["netns", "del", name])
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+}
+
+// Run on its own: `node dist-bench/bench/soak.js`.
+if (process.argv[1] !== undefined && import.meta.filename === fs.realpathSync(process.argv[1])) {
+  const why = unavailable()
+  if (why !== undefined) {
+    console.log(`skipping the soak: ${why}`)
+  } else {
+    const [row] = await soakBenchmark()
+    if (row !== undefined)
+      console.log(`\n${row.benchmark}: ${row.figure}, baseline ${row.baseline}: ${row.met ? "flat" : "**growing**"}`)
+  }
+}
