@@ -183,6 +183,8 @@ interface Draft {
   readonly shown: Set<Live | Tomb> | undefined
   /** During a resync: what this resync's events made (a dump line older than they are must not undo it). */
   readonly touched: Set<Live | Tomb> | undefined
+  /** During a resync: connections whose life began in its events (a dump line can only be older news of them). */
+  readonly born: Set<Live> | undefined
   /** During a resync: connections its events destroyed, remembered until the dump is in. */
   readonly destroyed: Array<readonly [number, Tomb]> | undefined
 }
@@ -206,6 +208,7 @@ const begin = (
   closed: new Map(),
   shown: options.resync ? new Set() : undefined,
   touched: options.resync ? new Set() : undefined,
+  born: options.resync ? new Set() : undefined,
   destroyed: options.resync ? [] : undefined
 })
 
@@ -381,7 +384,11 @@ const event = (draft: Draft, flow: Flow): void => {
       return
     }
     const active = live.active || flow.type !== "NEW" || draft.includeNew
-    touch(draft, setLive(draft, id, live, { active, flow, firstSeen: live.firstSeen, lastSeen: draft.now }))
+    const next = touch(
+      draft,
+      setLive(draft, id, live, { active, flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+    )
+    if (draft.born?.has(live)) draft.born.add(next)
     return
   }
   const tomb = findIn(draft.tombs.get(id), tombIs(flow))
@@ -393,7 +400,8 @@ const event = (draft: Draft, flow: Flow): void => {
     }
     // Anything else but a NEW after the entry was gone is the same life we reported dead.
     if (!(flow.type === "NEW" && tomb.gone)) return
-    forget(draft, id, tomb)
+    // A resync keeps the death it saw until the dump is in: an older dump line may be news of that life.
+    if (!draft.touched?.has(tomb)) forget(draft, id, tomb)
   }
   // A DESTROY of a connection never active is not reported (refused connections; flows seen only as NEW).
   if (flow.type === "DESTROY") {
@@ -405,7 +413,8 @@ const event = (draft: Draft, flow: Flow): void => {
     return
   }
   const active = flow.type !== "NEW" || draft.includeNew
-  touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
+  const born = touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
+  draft.born?.add(born)
 }
 
 const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb => {
@@ -436,6 +445,14 @@ const dumped = (draft: Draft, flow: Flow): void => {
   }
   const live = findIn(draft.live.get(id), liveIs(flow))
   const touched = draft.touched as Set<Live | Tomb>
+  if (live !== undefined && draft.born?.has(live)) {
+    // Its life began in this resync's events, which tell all of it. The line is older news of it, or of the life
+    // before it on the same 4-tuple and id: that cannot be told apart, and it is not taken as a death of either.
+    const before = findIn(draft.tombs.get(id), tombIs(flow))
+    if (before !== undefined) show(draft, before)
+    show(draft, live)
+    return
+  }
   if (live !== undefined) {
     if (isClosed(flow)) {
       show(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
@@ -594,6 +611,7 @@ export const beginResync = (current: FlowTable, options: { readonly now?: number
     }
     shown.clear()
     touched.clear()
+    draft.born?.clear()
     return folded(repr(current), draft)
   }
   return {
