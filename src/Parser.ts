@@ -36,7 +36,7 @@ export interface ParseOptions {
   readonly compact?: boolean
 }
 
-const NON_ASCII = /[^\x00-\x7f]/
+const NON_ASCII = /[\u0080-\uffff]/
 let scratch = Buffer.allocUnsafe(4096)
 
 /** The flow or the reason, from the byte parser (or, for the rare line it hands back, the string parser). */

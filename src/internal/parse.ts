@@ -58,9 +58,9 @@ class Cursor {
   tokenEnd(): void {
     const b = this.b
     const limit = this.limit
-    let k = this.i
+    let k = Math.min(this.i, limit)
     while (k < limit && b[k] !== SPACE) k++
-    this.j = k < limit ? k : limit
+    this.j = k
   }
 
   /** Moves `i` past the spaces at or after `from`. */
