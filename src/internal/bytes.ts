@@ -38,16 +38,19 @@ export const hexUint = (b: Buffer, from: number, to: number): number => {
   return v
 }
 
-/** Whether b[i, i + word.length) is `word` (an ASCII literal), reading nothing at or past `limit`. */
-export const startsWith = (b: Buffer, i: number, limit: number, word: string): boolean => {
+/** An ASCII word as bytes, for `startsWith` and `equals`. */
+export const wordBytes = (word: string): Uint8Array => Uint8Array.from(word, (ch) => ch.charCodeAt(0))
+
+/** Whether b[i, i + word.length) is `word`, reading nothing at or past `limit`. */
+export const startsWith = (b: Buffer, i: number, limit: number, word: Uint8Array): boolean => {
   const n = word.length
   if (i + n > limit) return false
-  for (let k = 0; k < n; k++) if (b[i + k] !== word.charCodeAt(k)) return false
+  for (let k = 0; k < n; k++) if (b[i + k] !== word[k]) return false
   return true
 }
 
 /** Whether b[i, j) is exactly `word`. */
-export const equals = (b: Buffer, i: number, j: number, word: string): boolean =>
+export const equals = (b: Buffer, i: number, j: number, word: Uint8Array): boolean =>
   j - i === word.length && startsWith(b, i, j, word)
 
 /** Whether b[a0, a1) and b[b0, b1) hold the same bytes. */
@@ -116,6 +119,306 @@ export const ascii = (b: Buffer, from: number, to: number): string => {
         at(b, k + 6),
         at(b, k + 7),
         at(b, k + 8)
+      )
+    case 10:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9)
+      )
+    case 11:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10)
+      )
+    case 12:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11)
+      )
+    case 13:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12)
+      )
+    case 14:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13)
+      )
+    case 15:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14)
+      )
+    case 16:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15)
+      )
+    case 17:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16)
+      )
+    case 18:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17)
+      )
+    case 19:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18)
+      )
+    case 20:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18),
+        at(b, k + 19)
+      )
+    case 21:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18),
+        at(b, k + 19),
+        at(b, k + 20)
+      )
+    case 22:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18),
+        at(b, k + 19),
+        at(b, k + 20),
+        at(b, k + 21)
+      )
+    case 23:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18),
+        at(b, k + 19),
+        at(b, k + 20),
+        at(b, k + 21),
+        at(b, k + 22)
+      )
+    case 24:
+      return fromCharCode(
+        at(b, k),
+        at(b, k + 1),
+        at(b, k + 2),
+        at(b, k + 3),
+        at(b, k + 4),
+        at(b, k + 5),
+        at(b, k + 6),
+        at(b, k + 7),
+        at(b, k + 8),
+        at(b, k + 9),
+        at(b, k + 10),
+        at(b, k + 11),
+        at(b, k + 12),
+        at(b, k + 13),
+        at(b, k + 14),
+        at(b, k + 15),
+        at(b, k + 16),
+        at(b, k + 17),
+        at(b, k + 18),
+        at(b, k + 19),
+        at(b, k + 20),
+        at(b, k + 21),
+        at(b, k + 22),
+        at(b, k + 23)
       )
     default: {
       const n = to - from

@@ -12,7 +12,7 @@
  * @internal
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
-import { familyOf, IPV4, NONE } from "./address.js"
+import { IPV4, IPV6, isIPv6, NONE } from "./address.js"
 import {
   ascii,
   BRACKET,
@@ -28,7 +28,8 @@ import {
   TAB,
   text,
   uint,
-  WordCache
+  WordCache,
+  wordBytes
 } from "./bytes.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 
@@ -42,6 +43,44 @@ export const MAX_FLOW_TEXT = 1023
 
 const USERSPACE = "[USERSPACE]"
 const USERSPACE_SUFFIX = Buffer.from(` ${USERSPACE}`, "latin1")
+
+// The words the parser looks for, as bytes.
+const W_USERSPACE = wordBytes(USERSPACE)
+const W_ASSURED = wordBytes("[ASSURED]")
+const W_DESTROY = wordBytes("[DESTROY]")
+const W_HW_OFFLOAD = wordBytes("[HW_OFFLOAD]")
+const W_NEW = wordBytes("[NEW]")
+const W_OFFLOAD = wordBytes("[OFFLOAD]")
+const W_UNREPLIED = wordBytes("[UNREPLIED]")
+const W_UPDATE = wordBytes("[UPDATE]")
+const W_START = wordBytes("[start=")
+const W_STOP = wordBytes("[stop=")
+const W_BYTES = wordBytes("bytes")
+const W_CODE = wordBytes("code")
+const W_DCCP = wordBytes("dccp")
+const W_DELTA_TIME = wordBytes("delta-time")
+const W_GRE = wordBytes("gre")
+const W_HELPER = wordBytes("helper")
+const W_ICMP = wordBytes("icmp")
+const W_ICMPV6 = wordBytes("icmpv6")
+const W_IPV4 = wordBytes("ipv4")
+const W_IPV6 = wordBytes("ipv6")
+const W_KEY = wordBytes("key")
+const W_LABELS = wordBytes("labels")
+const W_PACKETS = wordBytes("packets")
+const W_PORTID = wordBytes("portid=")
+const W_PROGNAME = wordBytes("progname=")
+const W_SCTP = wordBytes("sctp")
+const W_SECCTX = wordBytes("secctx")
+const W_SECMARK = wordBytes("secmark")
+const W_SRC = wordBytes("src")
+const W_TCP = wordBytes("tcp")
+const W_TYPE = wordBytes("type")
+const W_UDP = wordBytes("udp")
+const W_UDPLITE = wordBytes("udplite")
+const W_UNKNOWN = wordBytes("unknown")
+const W_ZONE_ORIG = wordBytes("zone-orig")
+const W_ZONE_REPLY = wordBytes("zone-reply")
 
 // ---------------------------------------------------------------------------------------------------------------
 // The cursor: the line's bytes, and the token being read, b[i, j), inside b[.., limit).
@@ -210,11 +249,11 @@ const eventTag = (i: number, j: number): EventType | undefined => {
   const b = c.b
   switch (j - i) {
     case 5:
-      return equals(b, i, j, "[NEW]") ? "NEW" : undefined
+      return equals(b, i, j, W_NEW) ? "NEW" : undefined
     case 8:
-      return equals(b, i, j, "[UPDATE]") ? "UPDATE" : undefined
+      return equals(b, i, j, W_UPDATE) ? "UPDATE" : undefined
     case 9:
-      return equals(b, i, j, "[DESTROY]") ? "DESTROY" : undefined
+      return equals(b, i, j, W_DESTROY) ? "DESTROY" : undefined
     default:
       return undefined
   }
@@ -225,25 +264,25 @@ const protocolName = (i: number, j: number): ProtocolName | undefined => {
   const b = c.b
   switch (j - i) {
     case 3:
-      return equals(b, i, j, "tcp")
+      return equals(b, i, j, W_TCP)
         ? "tcp"
-        : equals(b, i, j, "udp")
+        : equals(b, i, j, W_UDP)
           ? "udp"
-          : equals(b, i, j, "gre")
+          : equals(b, i, j, W_GRE)
             ? "gre"
             : undefined
     case 4:
-      return equals(b, i, j, "icmp")
+      return equals(b, i, j, W_ICMP)
         ? "icmp"
-        : equals(b, i, j, "sctp")
+        : equals(b, i, j, W_SCTP)
           ? "sctp"
-          : equals(b, i, j, "dccp")
+          : equals(b, i, j, W_DCCP)
             ? "dccp"
             : undefined
     case 6:
-      return equals(b, i, j, "icmpv6") ? "icmpv6" : undefined
+      return equals(b, i, j, W_ICMPV6) ? "icmpv6" : undefined
     case 7:
-      return equals(b, i, j, "udplite") ? "udplite" : equals(b, i, j, "unknown") ? "unknown" : undefined
+      return equals(b, i, j, W_UDPLITE) ? "udplite" : equals(b, i, j, W_UNKNOWN) ? "unknown" : undefined
     default:
       return undefined
   }
@@ -294,7 +333,7 @@ const header = (events: boolean): string | undefined => {
   if (events && flow.type === undefined) return "no event type ([NEW], [UPDATE] or [DESTROY]) at the start of the line"
 
   declaredFamily = undefined
-  if (equals(b, c.i, c.j, "ipv4") || equals(b, c.i, c.j, "ipv6")) {
+  if (equals(b, c.i, c.j, W_IPV4) || equals(b, c.i, c.j, W_IPV6)) {
     declaredFamily = b[c.i + 3] === 52 ? "ipv4" : "ipv6"
     c.next()
     if (uint(b, c.i, c.j) !== (declaredFamily === "ipv4" ? 2 : 10)) {
@@ -378,11 +417,11 @@ const fields = (suffixAt: number): number | string | typeof SLOW => {
   const limit = c.limit
 
   while (c.i < limit) {
-    c.tokenEnd()
     const i = c.i
-    let j = c.j
     const first = b[i] as number
     if (first === BRACKET) {
+      c.tokenEnd()
+      let j = c.j
       if (b[j - 1] !== CLOSE_BRACKET) {
         // A bracketed field may hold spaces: "[start=Wed Nov 25 09:11:29 2026]".
         const close = find(b, CLOSE_BRACKET, j, limit)
@@ -399,11 +438,20 @@ const fields = (suffixAt: number): number | string | typeof SLOW => {
       c.skipSpaces(j)
       continue
     }
-    const eq = find(b, EQUALS, i, j)
-    if (eq <= i) return `unexpected word: ${c.token()}`
-    const failed = field(i, eq, eq + 1, j, first)
+    // key=value: the key ends at the first "=" of the token; the value parsers find the token's end.
+    let eq = i
+    while (eq < limit) {
+      const d = b[eq]
+      if (d === EQUALS || d === SPACE) break
+      eq++
+    }
+    if (eq === i || eq === limit || b[eq] === SPACE) {
+      c.tokenEnd()
+      return `unexpected word: ${c.token()}`
+    }
+    const failed = field(i, eq, first)
     if (failed !== undefined) return failed
-    c.skipSpaces(j)
+    c.skipSpaces(c.j)
   }
   return userspaceAt
 }
@@ -414,34 +462,102 @@ const USERSPACE_FOUND = 1
 const flag = (i: number, j: number): string | undefined | typeof USERSPACE_FOUND => {
   const b = c.b
   const n = j - i
-  if (n === 9 && equals(b, i, j, "[ASSURED]")) flow.assured = true
-  else if (n === 11 && equals(b, i, j, "[UNREPLIED]")) flow.unreplied = true
-  else if (n === 9 && equals(b, i, j, "[OFFLOAD]")) flow.offload = true
-  else if (n === 12 && equals(b, i, j, "[HW_OFFLOAD]")) flow.hwOffload = true
-  else if (n === 11 && equals(b, i, j, USERSPACE)) return USERSPACE_FOUND
-  else if (startsWith(b, i, c.stop, "[start=")) flow.start = keep(text(b, i + 7, j - 1))
-  else if (startsWith(b, i, c.stop, "[stop=")) flow.stop = keep(text(b, i + 6, j - 1))
+  if (n === 9 && equals(b, i, j, W_ASSURED)) flow.assured = true
+  else if (n === 11 && equals(b, i, j, W_UNREPLIED)) flow.unreplied = true
+  else if (n === 9 && equals(b, i, j, W_OFFLOAD)) flow.offload = true
+  else if (n === 12 && equals(b, i, j, W_HW_OFFLOAD)) flow.hwOffload = true
+  else if (n === 11 && equals(b, i, j, W_USERSPACE)) return USERSPACE_FOUND
+  else if (startsWith(b, i, c.stop, W_START)) flow.start = keep(text(b, i + 7, j - 1))
+  else if (startsWith(b, i, c.stop, W_STOP)) flow.stop = keep(text(b, i + 6, j - 1))
   else if (eventTag(i, j) !== undefined) return `event type ${text(b, i, j)} in the middle of the line`
   return undefined
 }
 
-/** A key=value field: key b[i, eq), value b[v, j). Unknown keys are ignored. */
-const field = (i: number, eq: number, v: number, j: number, first: number): string | undefined | typeof SLOW => {
+/** The token's end from `k` on (the next space, or `limit`), into `c.j`. */
+const endFrom = (k: number): number => {
   const b = c.b
+  const limit = c.limit
+  while (k < limit && b[k] !== SPACE) k++
+  c.j = k
+  return k
+}
+
+/** The decimal value from `v` to the token's end (set into `c.j`), as `uint` reads it: -1 if it is not one. */
+const uintValue = (v: number): number => {
+  const b = c.b
+  const limit = c.limit
+  let k = v
+  let n = 0
+  while (k < limit) {
+    const d = (b[k] as number) - 48
+    if (d < 0 || d > 9) break
+    n = n * 10 + d
+    k++
+  }
+  if (k < limit && b[k] !== SPACE) {
+    endFrom(k)
+    return -1
+  }
+  c.j = k
+  return k === v || k - v > 16 || n > Number.MAX_SAFE_INTEGER ? -1 : n
+}
+
+/**
+ * The family of the address from `v` to the token's end (set into `c.j`), as `familyOf` reads it: with a ":" it
+ * must be IPv6, else IPv4 (checked while looking for the end).
+ */
+const addressValue = (v: number): number => {
+  const b = c.b
+  const limit = c.limit
+  let k = v
+  let ok = true
+  let colon = false
+  let dots = 0
+  let digits = 0
+  let octet = 0
+  for (; k < limit; k++) {
+    const d = b[k] as number
+    if (d === SPACE) break
+    if (d === 46) {
+      if (digits === 0) ok = false
+      dots++
+      digits = 0
+      octet = 0
+    } else if (d >= 48 && d <= 57) {
+      octet = octet * 10 + d - 48
+      if (++digits > 3 || octet > 255) ok = false
+    } else if (d === 58) {
+      colon = true
+    } else {
+      ok = false
+    }
+  }
+  c.j = k
+  if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
+  return ok && dots === 3 && digits > 0 ? IPV4 : NONE
+}
+
+/** A key=value field: key b[i, eq), the value from eq + 1. Unknown keys are ignored. */
+const field = (i: number, eq: number, first: number): string | undefined | typeof SLOW => {
+  const b = c.b
+  const v = eq + 1
   switch (eq - i) {
-    case 3:
-      if (first === 115 /* s */ && b[i + 1] === 114 && b[i + 2] === 99) return src(v, j)
-      if (first === 100 /* d */ && b[i + 1] === 115 && b[i + 2] === 116) return dst(v, j)
-      if (first === 117 /* u */ && b[i + 1] === 115 && b[i + 2] === 101) {
-        const n = uint(b, v, j)
+    case 3: {
+      const b1 = b[i + 1]
+      const b2 = b[i + 2]
+      if (first === 115 /* s */ && b1 === 114 && b2 === 99) return src(v)
+      if (first === 100 /* d */ && b1 === 115 && b2 === 116) return dst(v)
+      if (first === 117 /* u */ && b1 === 115 && b2 === 101) {
+        const n = uintValue(v)
         if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
         flow.use = n
         return undefined
       }
       break
+    }
     case 2:
       if (first === 105 /* i */ && b[i + 1] === 100 /* d */) {
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
           // The ICMP echo id inside a tuple, not the conntrack id.
           if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
@@ -454,45 +570,46 @@ const field = (i: number, eq: number, v: number, j: number, first: number): stri
       }
       break
     case 4:
-      if (first === 116 /* t */ && startsWith(b, i, eq, "type")) {
+      if (first === 116 /* t */ && startsWith(b, i, eq, W_TYPE)) {
         if (current === undefined) return "type= before src="
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0 || n > 255) return `ICMP type out of range: ${c.token()}`
         current.type = n
         return undefined
       }
-      if (first === 99 /* c */ && startsWith(b, i, eq, "code")) {
+      if (first === 99 /* c */ && startsWith(b, i, eq, W_CODE)) {
         if (current === undefined) return "code= before src="
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0 || n > 255) return `ICMP code out of range: ${c.token()}`
         current.code = n
         return undefined
       }
-      if (first === 109 /* m */ && startsWith(b, i, eq, "mark")) {
-        const n = uint(b, v, j)
+      if (first === 109 /* m */ && b[i + 1] === 97 && b[i + 2] === 114 && b[i + 3] === 107) {
+        const n = uintValue(v)
         if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
         flow.mark = n
         return undefined
       }
-      if (first === 122 /* z */ && startsWith(b, i, eq, "zone")) {
-        const n = uint(b, v, j)
+      if (first === 122 /* z */ && b[i + 1] === 111 && b[i + 2] === 110 && b[i + 3] === 101) {
+        const n = uintValue(v)
         if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
         flow.zone = n
         return undefined
       }
       break
     case 5:
-      if ((first === 115 || first === 100) && startsWith(b, i + 1, eq, "port")) {
+      if ((first === 115 || first === 100) && b[i + 1] === 112 && b[i + 2] === 111 && b[i + 3] === 114) {
+        if (b[i + 4] !== 116) break
         if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
         if (first === 115) current.sport = n
         else current.dport = n
         return undefined
       }
-      if (first === 98 /* b */ && startsWith(b, i, eq, "bytes")) {
+      if (first === 98 /* b */ && startsWith(b, i, eq, W_BYTES)) {
         if (current === undefined) return "bytes= before src="
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0) return `bad number in ${c.token()}`
         current.bytes = n
         return undefined
@@ -502,39 +619,39 @@ const field = (i: number, eq: number, v: number, j: number, first: number): stri
       // As the string parser reads it: "src" + "key", or "d" + any two + "key".
       if (
         (first === 115 || first === 100) &&
-        startsWith(b, i + 3, eq, "key") &&
-        startsWith(b, i, eq, "src") !== (first === 100)
+        startsWith(b, i + 3, eq, W_KEY) &&
+        startsWith(b, i, eq, W_SRC) !== (first === 100)
       ) {
         if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = hexUint(b, v, j)
+        const n = hexUint(b, v, endFrom(v))
         if (n < 0) return `bad key in ${c.token()}`
         if (first === 115) current.srckey = n
         else current.dstkey = n
         return undefined
       }
-      if (startsWith(b, i, eq, "secctx")) {
-        flow.secctx = texts.get(b, v, j)
+      if (startsWith(b, i, eq, W_SECCTX)) {
+        flow.secctx = texts.get(b, v, endFrom(v))
         return undefined
       }
-      if (startsWith(b, i, eq, "helper")) {
-        flow.helper = texts.get(b, v, j)
+      if (startsWith(b, i, eq, W_HELPER)) {
+        flow.helper = texts.get(b, v, endFrom(v))
         return undefined
       }
-      if (startsWith(b, i, eq, "labels")) {
-        flow.labels = labels(v, j)
+      if (startsWith(b, i, eq, W_LABELS)) {
+        flow.labels = labels(v, endFrom(v))
         return undefined
       }
       break
     case 7:
-      if (first === 112 /* p */ && startsWith(b, i, eq, "packets")) {
+      if (first === 112 /* p */ && startsWith(b, i, eq, W_PACKETS)) {
         if (current === undefined) return "packets= before src="
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0) return `bad number in ${c.token()}`
         current.packets = n
         return undefined
       }
-      if (first === 115 && startsWith(b, i, eq, "secmark")) {
-        const n = uint(b, v, j)
+      if (first === 115 && startsWith(b, i, eq, W_SECMARK)) {
+        const n = uintValue(v)
         if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
         flow.secmark = n
         return undefined
@@ -543,16 +660,16 @@ const field = (i: number, eq: number, v: number, j: number, first: number): stri
     case 9:
     case 10:
       // As the string parser reads it: "zone-orig" + any one character is the reply's zone too.
-      if (startsWith(b, i, eq, "zone-orig") || startsWith(b, i, eq, "zone-reply")) {
+      if (startsWith(b, i, eq, W_ZONE_ORIG) || startsWith(b, i, eq, W_ZONE_REPLY)) {
         const target = eq - i === 9 ? original : reply
         if (target.src === undefined) return `${text(b, i, eq)}= before its tuple`
-        const n = uint(b, v, j)
+        const n = uintValue(v)
         if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
         target.zone = n
         return undefined
       }
-      if (startsWith(b, i, eq, "delta-time")) {
-        const n = uint(b, v, j)
+      if (startsWith(b, i, eq, W_DELTA_TIME)) {
+        const n = uintValue(v)
         if (n < 0) return `bad number in ${c.token()}`
         flow.deltaTime = n
         return undefined
@@ -560,13 +677,15 @@ const field = (i: number, eq: number, v: number, j: number, first: number): stri
       break
   }
   // An unknown key: ignored. One with non-ASCII bytes might be a known key's length in characters.
+  endFrom(v)
   return hasHighByte(b, i, eq) ? SLOW : undefined
 }
 
 /** src= starts a tuple: the original, then the reply. */
-const src = (v: number, j: number): string | undefined => {
+const src = (v: number): string | undefined => {
   if (tuples === 2) return "a third src= field"
-  const f = familyOf(c.b, v, j)
+  const f = addressValue(v)
+  const j = c.j
   if (f === NONE) return `bad address in src=${text(c.b, v, j)}`
   if (family === NONE) family = f
   else if (family !== f) return `mixed address families: src=${text(c.b, v, j)}`
@@ -575,9 +694,11 @@ const src = (v: number, j: number): string | undefined => {
   return undefined
 }
 
-const dst = (v: number, j: number): string | undefined => {
+const dst = (v: number): string | undefined => {
   if (current === undefined) return "dst= before src="
-  if (familyOf(c.b, v, j) !== family) return `bad address in dst=${text(c.b, v, j)}`
+  const f = addressValue(v)
+  const j = c.j
+  if (f !== family) return `bad address in dst=${text(c.b, v, j)}`
   current.dst = addressString(v, j, false)
   return undefined
 }
@@ -634,11 +755,11 @@ const userspace = (from: number, end: number): string | undefined => {
   while (k <= end) {
     let e = k
     while (e < end && b[e] !== SPACE) e++
-    if (startsWith(b, k, e, "portid=")) {
+    if (startsWith(b, k, e, W_PORTID)) {
       const n = uint(b, k + 7, e)
       if (n < 0 || n > 0xffffffff) return `bad number in ${text(b, k, e)}`
       suffix.portid = n
-    } else if (startsWith(b, k, e, "progname=")) {
+    } else if (startsWith(b, k, e, W_PROGNAME)) {
       suffix.progname = keep(text(b, k + 9, e))
     }
     k = e + 1
