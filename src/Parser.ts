@@ -30,8 +30,9 @@ export type LineFormat = "dump" | "events"
 /** Options of `parseLine`. */
 export interface ParseOptions {
   /**
-   * Share equal strings (addresses, words) between the flows parsed, for flows that are kept long, as in a table.
-   * Strings are never slices of the line or of the chunk it was read in, with or without this.
+   * Also share equal free text (labels, `[start=...]`, program names) between the flows parsed, for flows that are
+   * kept long, as in a table. Addresses, states and repeated words (secctx, helper) are shared through small bounded
+   * caches either way, and strings are never slices of the line or of the chunk it was read in.
    */
   readonly compact?: boolean
 }

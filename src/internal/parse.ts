@@ -402,7 +402,31 @@ const addressString = (v: number, j: number, isSrc: boolean): string => {
     dstFrom = v
     dstTo = j
   }
-  return keep(ascii(b, v, j))
+  return cachedAddress(b, v, j)
+}
+
+/*
+ * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the bytes
+ * computed while the address was checked, gives the string made last time without a Map or a string hash. A miss
+ * costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
+ */
+const ADDRESS_SLOTS = 1 << 14
+const addresses: Array<string | undefined> = new Array(ADDRESS_SLOTS).fill(undefined)
+const addressHashes = new Int32Array(ADDRESS_SLOTS)
+let addressHash = 0
+
+const cachedAddress = (b: Buffer, v: number, j: number): string => {
+  const slot = addressHash & (ADDRESS_SLOTS - 1)
+  const known = addresses[slot]
+  if (known !== undefined && addressHashes[slot] === addressHash && known.length === j - v) {
+    let k = 0
+    while (k < j - v && known.charCodeAt(k) === b[v + k]) k++
+    if (k === j - v) return known
+  }
+  const made = ascii(b, v, j)
+  addresses[slot] = made
+  addressHashes[slot] = addressHash
+  return made
 }
 
 /** Reads the fields up to `limit`: where a [USERSPACE] suffix starts (or `suffixAt`), the reason, or SLOW. */
@@ -437,6 +461,16 @@ const fields = (suffixAt: number): number | string | typeof SLOW => {
       if (failed !== undefined) return failed
       c.skipSpaces(j)
       continue
+    }
+    // src= and dst=, the most common fields, without looking for the key's end.
+    if (i + 3 < limit && b[i + 3] === EQUALS) {
+      const isSrc = first === 115 && b[i + 1] === 114 && b[i + 2] === 99
+      if (isSrc || (first === 100 && b[i + 1] === 115 && b[i + 2] === 116)) {
+        const failed = isSrc ? src(i + 4) : dst(i + 4)
+        if (failed !== undefined) return failed
+        c.skipSpaces(c.j)
+        continue
+      }
     }
     // key=value: the key ends at the first "=" of the token; the value parsers find the token's end.
     let eq = i
@@ -515,9 +549,11 @@ const addressValue = (v: number): number => {
   let dots = 0
   let digits = 0
   let octet = 0
+  let h = 0
   for (; k < limit; k++) {
     const d = b[k] as number
     if (d === SPACE) break
+    h = (h * 31 + d) | 0
     if (d === 46) {
       if (digits === 0) ok = false
       dots++
@@ -533,6 +569,7 @@ const addressValue = (v: number): number => {
     }
   }
   c.j = k
+  addressHash = h ^ (h >>> 15)
   if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
   return ok && dots === 3 && digits > 0 ? IPV4 : NONE
 }
