@@ -79,7 +79,9 @@ const file = Args.file({ name: "FILE", exists: "yes" }).pipe(
 
 export const parseCommand = Command.make("parse", { format, count, file }, (config) =>
   Effect.gen(function* () {
-    const input = Option.isSome(config.file) ? (yield* FileSystem.FileSystem).stream(config.file.value) : yield* Stdin
+    const input = Option.isSome(config.file)
+      ? (yield* FileSystem.FileSystem).stream(config.file.value, { chunkSize: FileSystem.MiB(1) })
+      : yield* Stdin
     const counts = yield* parseText(input, config.format, config.count)
     if (config.count) yield* Console.log(`parsed ${counts.parsed}, failed ${counts.failed}`)
     if (counts.failed > 0) return yield* new LinesFailed(counts)
