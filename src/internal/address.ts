@@ -75,11 +75,3 @@ export const isIPv6 = (b: Buffer, from: number, to: number): boolean => {
   else if (!afterGap) return false
   return gap ? groups <= 7 : groups === 8
 }
-
-/** The family of the address in b[from, to): IPV4, IPV6, or NONE when it is not a valid address. */
-export const familyOf = (b: Buffer, from: number, to: number): number => {
-  for (let k = from; k < to; k++) {
-    if (b[k] === 58) return isIPv6(b, from, to) ? IPV6 : NONE
-  }
-  return isIPv4(b, from, to) ? IPV4 : NONE
-}
