@@ -30,11 +30,10 @@ import {
   PermissionDenied
 } from "./Errors.js"
 import type { Flow } from "./Flow.js"
-import { splitLines } from "./Lines.js"
 import * as LogLimit from "./LogLimit.js"
 import * as Metrics from "./Metrics.js"
 import { type ConntrackOptions, resolve } from "./Options.js"
-import { type LineFormat, parseLine } from "./Parser.js"
+import { type LineFormat, makeDecoder } from "./Parser.js"
 
 /** The arguments conntrack is run with, for `-L` (dump) or `-E` (events). */
 export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {}): ReadonlyArray<string> => {
@@ -195,8 +194,7 @@ export const start = (
           new ConntrackExited({ command: shown, problem: `output could not be read: ${error.message}`, stderr: [] })
         )
       ),
-      splitLines,
-      Stream.mapChunksEffect((lines) => parseChunk(lines, format, shown)),
+      parseChunks(format, shown),
       Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
       Stream.interruptWhen(Deferred.await(failure))
     )
@@ -237,26 +235,47 @@ export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Dura
 
 const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message
 
-const parseChunk = (lines: Chunk.Chunk<string>, format: LineFormat, shown: string) =>
-  Effect.suspend(() => {
-    const flows: Array<Flow> = []
-    const errors: Array<LineParseError> = []
-    for (const line of lines) {
-      if (line === "") continue
-      const result = parseLine(line, format, { compact: true })
-      if (Either.isRight(result)) flows.push(result.right)
-      else errors.push(result.left)
-    }
-    if (errors.length === 0) return Effect.succeed(Chunk.unsafeFromArray(flows))
-    return Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
-      Effect.zipRight(
-        Effect.forEach(errors, (e) =>
-          LogLimit.warn(`${shown}: skipped a line: ${e.message}`, `${shown}: skipped a line: ${e.reason}`)
-        )
-      ),
-      Effect.as(Chunk.unsafeFromArray(flows))
+/**
+ * conntrack's stdout as flows: the lines are found and parsed in the bytes (never decoded whole, never longer than
+ * `MAX_LINE_BYTES`); lines that are not flows are reported and counted, and the stream goes on.
+ */
+const parseChunks =
+  (format: LineFormat, shown: string) =>
+  <E>(stdout: Stream.Stream<Uint8Array, E>): Stream.Stream<Flow, E> =>
+    Stream.suspend(() => {
+      let flows: Array<Flow> = []
+      let errors: Array<LineParseError> = []
+      const decoder = makeDecoder(
+        format,
+        { flow: (flow) => flows.push(flow), error: (error) => errors.push(error) },
+        { compact: true }
+      )
+      const parseChunk = (chunks: Chunk.Chunk<Uint8Array>, ending: boolean) =>
+        Effect.suspend(() => {
+          for (const bytes of chunks) decoder.push(bytes)
+          if (ending) decoder.end()
+          const parsed = Chunk.unsafeFromArray(flows)
+          flows = []
+          if (errors.length === 0) return Effect.succeed(parsed)
+          const skipped = errors
+          errors = []
+          return reportSkipped(skipped, shown).pipe(Effect.as(parsed))
+        })
+      return stdout.pipe(
+        Stream.mapChunksEffect((chunks) => parseChunk(chunks, false)),
+        Stream.concat(Stream.fromEffect(parseChunk(Chunk.empty(), true)).pipe(Stream.flattenChunks))
+      )
+    })
+
+/** Logs and counts the stdout lines that were not flows. */
+const reportSkipped = (errors: ReadonlyArray<LineParseError>, shown: string): Effect.Effect<void> =>
+  Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
+    Effect.zipRight(
+      Effect.forEach(errors, (e) =>
+        LogLimit.warn(`${shown}: skipped a line: ${e.message}`, `${shown}: skipped a line: ${e.reason}`)
+      )
     )
-  })
+  )
 
 /** `conntrack -L -o id` as a stream of flows; it ends when the dump does. */
 export const dump = (

@@ -9,10 +9,9 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { type LineFormat, parseLine } from "../Parser.js"
+import { type LineFormat, makeDecoder } from "../Parser.js"
 import { Stdin, type StdinUnreadable } from "./Input.js"
 
 /** Some input lines were not flows; each was reported on stderr. */
@@ -40,30 +39,32 @@ export const parseText = <E, R>(
   Effect.suspend(() => {
     let parsed = 0
     let failed = 0
-    let lineNumber = 0
-    return input.pipe(
-      Stream.decodeText(),
-      Stream.splitLines,
-      Stream.runForEachChunk((lines) => {
-        let out = ""
-        let err = ""
-        for (const line of lines) {
-          lineNumber++
-          if (line.trim() === "") continue
-          const result = parseLine(line, format)
-          if (Either.isRight(result)) {
-            parsed++
-            if (!count) out += `${JSON.stringify(result.right)}\n`
-          } else {
-            failed++
-            if (!count) err += `line ${lineNumber}: ${result.left.reason}\n`
-          }
-        }
+    let out = ""
+    let err = ""
+    const decoder = makeDecoder(format, {
+      flow: (flow) => {
+        parsed++
+        if (!count) out += `${JSON.stringify(flow)}\n`
+      },
+      error: (error, lineNumber) => {
+        failed++
+        if (!count) err += `line ${lineNumber}: ${error.reason}\n`
+      }
+    })
+    const print = (chunks: Iterable<Uint8Array>, ending: boolean) =>
+      Effect.suspend(() => {
+        for (const bytes of chunks) decoder.push(bytes)
+        if (ending) decoder.end()
+        const [o, e] = [out, err]
+        out = err = ""
         return Effect.zipRight(
-          err === "" ? Effect.void : Console.error(err.slice(0, -1)),
-          out === "" ? Effect.void : Console.log(out.slice(0, -1))
+          e === "" ? Effect.void : Console.error(e.slice(0, -1)),
+          o === "" ? Effect.void : Console.log(o.slice(0, -1))
         )
-      }),
+      })
+    return input.pipe(
+      Stream.runForEachChunk((chunks) => print(chunks, false)),
+      Effect.zipRight(print([], true)),
       Effect.map(() => ({ parsed, failed }))
     )
   })
@@ -80,7 +81,7 @@ const file = Args.file({ name: "FILE", exists: "yes" }).pipe(
 export const parseCommand = Command.make("parse", { format, count, file }, (config) =>
   Effect.gen(function* () {
     const input: Stream.Stream<Uint8Array, PlatformError | StdinUnreadable> = Option.isSome(config.file)
-      ? (yield* FileSystem.FileSystem).stream(config.file.value)
+      ? (yield* FileSystem.FileSystem).stream(config.file.value, { chunkSize: FileSystem.MiB(1) })
       : yield* Stdin
     const counts = yield* parseText(input, config.format, config.count)
     if (config.count) yield* Console.log(`parsed ${counts.parsed}, failed ${counts.failed}`)
