@@ -183,7 +183,7 @@ interface Draft {
   readonly shown: Set<Live | Tomb> | undefined
   /** During a resync: what this resync's events made (a dump line older than they are must not undo it). */
   readonly touched: Set<Live | Tomb> | undefined
-  /** During a resync: connections whose life began in its events (a dump line can only be older news of them). */
+  /** During a resync: connections whose NEW came in its events (a dump line can only be older news of them). */
   readonly born: Set<Live> | undefined
   /** During a resync: connections its events destroyed, remembered until the dump is in. */
   readonly destroyed: Array<readonly [number, Tomb]> | undefined
@@ -413,8 +413,9 @@ const event = (draft: Draft, flow: Flow): void => {
     return
   }
   const active = flow.type !== "NEW" || draft.includeNew
-  const born = touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
-  draft.born?.add(born)
+  const next = touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
+  // Only a NEW says the life began now (an UPDATE of a connection we did not know may be of an older one).
+  if (flow.type === "NEW") draft.born?.add(next)
 }
 
 const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb => {
