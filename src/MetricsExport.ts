@@ -34,6 +34,9 @@ export interface ExportOptions {
   readonly include?: (name: string) => boolean
 }
 
+/** An `include` for the walker's own series only (`conntrack_*`), as `effect-conntrack serve` exports them. */
+export const conntrackOnly = (name: string): boolean => name.startsWith("conntrack_")
+
 /** The label values of one `conntrack_flows` series: family, protocol and state (empty when the protocol has none). */
 export const flowLabels = (flow: Flow): string => `${flow.family}\u0000${flow.proto}\u0000${flow.state ?? ""}`
 

@@ -60,9 +60,7 @@ export const serveCommand = Command.make(
       const walker = yield* FlowWalker.make(options)
       const address = `${flags.listen.host.includes(":") ? `[${flags.listen.host}]` : flags.listen.host}:${flags.listen.port}`
       const server = Serve.layer().pipe(
-        Layer.provideMerge(
-          MetricsExport.layerPrometheus({ procRoot, include: (name) => name.startsWith("conntrack_") })
-        ),
+        Layer.provideMerge(MetricsExport.layerPrometheus({ procRoot, include: MetricsExport.conntrackOnly })),
         Layer.provide(Resource.layer({ serviceName: "effect-conntrack", serviceVersion: "0.1.0" })),
         HttpServer.withLogAddress,
         Layer.provide(
