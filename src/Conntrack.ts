@@ -12,10 +12,12 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
@@ -88,29 +90,12 @@ export const start = (
         if (error._tag === "SystemError" && error.reason === "PermissionDenied") {
           return new PermissionDenied({ command: shown, stderr: [error.message] })
         }
-        return new ConntrackExited({ command: shown, stderr: [error.message] })
+        return new ConntrackExited({ command: shown, problem: `could not be started: ${error.message}`, stderr: [] })
       })
     )
 
-    // Runs before the executor's own finalizer (which waits for the child with no time limit). Finalizers are
-    // uninterruptible: the wait for the child is made interruptible so that the timeout can cut it short.
-    yield* Effect.addFinalizer(() =>
-      proc.isRunning.pipe(
-        Effect.flatMap((running) =>
-          running
-            ? Effect.interruptible(proc.kill("SIGTERM")).pipe(
-                Effect.timeoutFail({ duration: o.stopTimeout, onTimeout: () => "timeout" as const }),
-                Effect.catchAll(() =>
-                  Effect.logWarning(`${shown} did not stop on SIGTERM within ${o.stopTimeout}: SIGKILL`).pipe(
-                    Effect.zipRight(proc.kill("SIGKILL"))
-                  )
-                )
-              )
-            : Effect.void
-        ),
-        Effect.ignore
-      )
-    )
+    // Runs before the executor's own finalizer (which waits for the child with no time limit).
+    yield* Effect.addFinalizer(() => stop(proc, shown, o.stopTimeout))
 
     const listening = yield* Deferred.make<void>()
     const failure = yield* Deferred.make<never, ConntrackError>()
@@ -188,7 +173,11 @@ export const start = (
     )
 
     const flows = proc.stdout.pipe(
-      Stream.catchAll((error: PlatformError) => Stream.fail(exitError(undefined, error.message))),
+      Stream.catchAll((error: PlatformError) =>
+        Stream.fail(
+          new ConntrackExited({ command: shown, problem: `output could not be read: ${error.message}`, stderr: [] })
+        )
+      ),
       splitLines,
       Stream.mapChunksEffect((lines) => parseChunk(lines, format, shown)),
       Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
@@ -205,6 +194,29 @@ export const start = (
     )
     return { flows, listening: Effect.raceFirst(Deferred.await(listening), exitedFirst), pid: proc.pid as number }
   })
+
+/**
+ * Stops a child: SIGTERM, then SIGKILL if it has not ended within `timeout`, each wait bounded. A kill that fails
+ * because the child ended meanwhile is no failure. Finalizers are uninterruptible: the waits are made interruptible so
+ * that the timeouts can cut them short.
+ */
+export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Duration.Duration): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    if (!(yield* proc.isRunning)) return
+    const term = yield* Effect.interruptible(proc.kill("SIGTERM")).pipe(Effect.timeoutOption(timeout), Effect.either)
+    if (Either.isRight(term) && Option.isSome(term.right)) return
+    if (!(yield* proc.isRunning)) return
+    yield* Effect.logWarning(
+      Either.isLeft(term)
+        ? `${shown}: SIGTERM failed (${term.left.message}): SIGKILL`
+        : `${shown} did not stop on SIGTERM within ${Duration.format(timeout)}: SIGKILL`
+    )
+    const kill = yield* Effect.interruptible(proc.kill("SIGKILL")).pipe(Effect.timeoutOption(timeout), Effect.either)
+    if (Either.isRight(kill) && Option.isSome(kill.right)) return
+    if (yield* proc.isRunning) {
+      yield* Effect.logError(`${shown} (pid ${proc.pid}) is still running ${Duration.format(timeout)} after SIGKILL`)
+    }
+  }).pipe(Effect.ignore)
 
 const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message
 

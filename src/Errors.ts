@@ -33,15 +33,27 @@ export class PermissionDenied extends Data.TaggedError("PermissionDenied")<{
   }
 }
 
-/** conntrack ended: a dump with a failure, or an event stream at all (an event stream that ends is a failure). */
+/**
+ * conntrack ended: a dump with a failure, or an event stream at all (an event stream that ends is a failure); or it
+ * could not be started, or its output could not be read (`problem` says which).
+ */
 export class ConntrackExited extends Data.TaggedError("ConntrackExited")<{
   readonly command: string
   readonly exitCode?: number
   readonly signal?: string
+  /** What went wrong other than an exit: `could not be started: ...`, `output could not be read: ...`. */
+  readonly problem?: string
   readonly stderr: ReadonlyArray<string>
 }> {
   override get message(): string {
-    const how = this.signal !== undefined ? `was killed by ${this.signal}` : `exited with code ${this.exitCode}`
+    const how =
+      this.problem !== undefined
+        ? this.problem
+        : this.signal !== undefined
+          ? `was killed by ${this.signal}`
+          : this.exitCode !== undefined
+            ? `exited with code ${this.exitCode}`
+            : "ended"
     const tail = this.stderr.length > 0 ? `; its last stderr lines: ${this.stderr.join(" / ")}` : ""
     return `${this.command} ${how}${tail}`
   }

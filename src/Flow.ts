@@ -37,21 +37,6 @@ export const portProtocols: ReadonlySet<ProtocolName> = new Set(["tcp", "udp", "
 /** Protocols whose tuples carry `type=`, `code=` and `id=` (the ICMP id, not the conntrack id). */
 export const icmpProtocols: ReadonlySet<ProtocolName> = new Set(["icmp", "icmpv6"])
 
-/** TCP states as conntrack names them. TIME_WAIT and CLOSE mean the connection is over. */
-export const TcpState = Schema.Literal(
-  "NONE",
-  "SYN_SENT",
-  "SYN_RECV",
-  "ESTABLISHED",
-  "FIN_WAIT",
-  "CLOSE_WAIT",
-  "LAST_ACK",
-  "TIME_WAIT",
-  "CLOSE",
-  "SYN_SENT2"
-)
-export type TcpState = typeof TcpState.Type
-
 /** One direction of a flow: the original tuple (as the first packet saw it) or the reply tuple (NAT shows here). */
 export const Tuple = Schema.Struct({
   src: Schema.String,
@@ -121,5 +106,50 @@ export const Flow = Schema.Struct({
 })
 export interface Flow extends Schema.Schema.Type<typeof Flow> {}
 
-/** A TCP flow in TIME_WAIT or CLOSE: the connection is over, though the kernel still remembers it. */
-export const isClosed = (flow: Flow): boolean => flow.state === "TIME_WAIT" || flow.state === "CLOSE"
+/**
+ * The order of each protocol's states within one connection's life (conntrack's names). A conntrack entry only moves
+ * forward through them; a SYN on a closed TCP entry makes the kernel destroy it and create a new one.
+ */
+const stateOrder: { readonly [proto: string]: { readonly [state: string]: number } } = {
+  tcp: {
+    SYN_SENT: 1,
+    SYN_SENT2: 1,
+    SYN_RECV: 2,
+    ESTABLISHED: 3,
+    FIN_WAIT: 4,
+    CLOSE_WAIT: 5,
+    LAST_ACK: 6,
+    TIME_WAIT: 7,
+    CLOSE: 8
+  },
+  sctp: {
+    COOKIE_WAIT: 1,
+    COOKIE_ECHOED: 2,
+    ESTABLISHED: 3,
+    SHUTDOWN_SENT: 4,
+    SHUTDOWN_RECD: 4,
+    SHUTDOWN_ACK_SENT: 5,
+    CLOSED: 6
+  },
+  dccp: { REQUEST: 1, RESPOND: 2, PARTOPEN: 3, OPEN: 4, CLOSEREQ: 5, CLOSING: 6, TIMEWAIT: 7, CLOSED: 8 }
+}
+
+/**
+ * Where a flow's state stands in its protocol's order (higher is later in the connection's life); 0 when the protocol
+ * has no states (udp, icmp, gre) or the state is one without a place in the order (TCP `NONE`, SCTP heartbeats).
+ */
+export const stateRank = (flow: Flow): number =>
+  flow.state === undefined ? 0 : (stateOrder[flow.proto]?.[flow.state] ?? 0)
+
+const closedStates: { readonly [proto: string]: ReadonlySet<string> } = {
+  tcp: new Set(["TIME_WAIT", "CLOSE"]),
+  sctp: new Set(["CLOSED"]),
+  dccp: new Set(["TIMEWAIT", "CLOSED"])
+}
+
+/**
+ * A connection that is over though the kernel still remembers it: TCP `TIME_WAIT` or `CLOSE`, SCTP `CLOSED`, DCCP
+ * `TIMEWAIT` or `CLOSED`. Stateless protocols (udp, icmp, gre) end only by a DESTROY.
+ */
+export const isClosed = (flow: Flow): boolean =>
+  flow.state !== undefined && closedStates[flow.proto]?.has(flow.state) === true

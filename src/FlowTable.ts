@@ -1,61 +1,101 @@
 /**
  * The flow table: a pure reducer over an immutable table of tracked connections.
  *
- * A connection is its conntrack id and its original tuple: ids are 32-bit hashes since Linux 5.1 (two live
- * connections can share one) and were reused quickly before. A flow that dies is kept on a bounded dead list until
- * the next walk reports it, once, as inactive.
+ * A connection is its conntrack id, its protocol and its original tuple (ids are 32-bit hashes since Linux 5.1: two
+ * live connections can share one). Observations of one connection (dump lines and events) combine so that the result
+ * does not depend on the order in which they arrive: within one life a connection's state only moves forward, a
+ * closed state or a DESTROY ends it, and only the event stream (which is in the kernel's order) can say that a new life
+ * began. Every connection that dies is put once on a bounded log of deaths; each reader of the table has its own cursor
+ * over that log, so each sees every death once.
  */
 import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
 import * as HashMap from "effect/HashMap"
-import * as Option from "effect/Option"
-import { type Flow, isClosed, type Tuple } from "./Flow.js"
-import * as FlowIndex from "./FlowIndex.js"
+import { type Flow, isClosed, stateRank, type Tuple } from "./Flow.js"
+import * as FlowIndex from "./internal/FlowIndex.js"
 import { defaults, type TableOptions } from "./Options.js"
 
-/** A flow as a walk reports it: still active, or died since the previous walk. */
+/** A flow as a walk reports it: still active, or died since the reader's previous walk. */
 export interface WalkedFlow {
   readonly active: boolean
   readonly flow: Flow
+  /** When the table first saw the connection (the `now` of that fold, in milliseconds). */
+  readonly firstSeen: number
+  /** When the table last saw the connection (for a dead one: when it learnt of the death). */
+  readonly lastSeen: number
 }
 
 /** What one fold did to the table, for consumers that react instead of walking. */
-export type Change = { readonly _tag: "Upserted"; readonly flow: Flow } | { readonly _tag: "Died"; readonly flow: Flow }
+export type Change = Data.TaggedEnum<{
+  /** The connection became or stays active; this is its latest state. */
+  Upserted: { readonly flow: Flow }
+  /** The connection died; this is how it last was while active. */
+  Died: { readonly flow: Flow }
+}>
+export const Change = Data.taggedEnum<Change>()
 
+const TypeId: unique symbol = Symbol.for("effect-conntrack/FlowTable")
+
+/** The table: opaque; read it with `walk`, `active`, `size` and `stats`, change it with `applyAll` and resyncs. */
 export interface FlowTable {
-  /** Active connections by conntrack id (one holding each id). */
-  readonly active: FlowIndex.FlowIndex<Flow>
-  /**
-   * Active connections whose id the one in `active` also holds, by id. An id is here only while `active` holds it
-   * too: when that connection dies one of these takes its place.
-   */
-  readonly spill: HashMap.HashMap<number, ReadonlyArray<Flow>>
-  /** Flows that died since the last walk, oldest first, at most `maxDead`. */
-  readonly dead: Chunk.Chunk<Flow>
-  /** Closed connections already reported dead (by `connectionKey`), with the sequence number of when. */
-  readonly reported: HashMap.HashMap<string, number>
-  /** Dead flows dropped because the dead list was full, since the table was made. */
-  readonly dropped: number
-  /** Flows without a conntrack id, which cannot be keyed, since the table was made. */
-  readonly unkeyed: number
+  readonly [TypeId]: typeof TypeId
+}
+
+/** A connection the kernel has: active, or seen only as NEW (`active: false`, never walked). */
+type Live = WalkedFlow
+
+/** A connection reported dead and remembered, so that later observations of the same life do not revive it. */
+interface Tomb {
+  readonly proto: string
+  readonly original: Tuple
+  /** `[start=...]` of `-o ktimestamp`, when known: a different start is a different life. */
+  readonly start: string | undefined
+  /** Missing from a dump: the kernel no longer had the entry, so the next NEW begins a new life. */
+  readonly gone: boolean
   readonly seq: number
+}
+
+/** One id's connections: usually one, an array when ids collide. */
+type Slot<A> = A | ReadonlyArray<A>
+
+interface Table extends FlowTable {
+  readonly live: FlowIndex.FlowIndex<Slot<Live>>
+  readonly tombs: FlowIndex.FlowIndex<Slot<Tomb>>
+  readonly active: number
+  readonly remembered: number
+  /** Deaths not yet walked by every reader, oldest first; `logStart` is the number of the first. */
+  readonly log: Chunk.Chunk<WalkedFlow>
+  readonly logStart: number
+  /** Each reader's cursor: the number of the next death it will see. */
+  readonly readers: HashMap.HashMap<number, number>
+  readonly nextReader: number
+  readonly seq: number
+  readonly unkeyed: number
   readonly options: Required<TableOptions>
 }
 
-/** An empty table. */
-export const empty = (options: TableOptions = {}): FlowTable => ({
-  active: FlowIndex.empty(),
-  spill: HashMap.empty(),
-  dead: Chunk.empty(),
-  reported: HashMap.empty(),
-  dropped: 0,
-  unkeyed: 0,
-  seq: 0,
-  options: {
-    maxDead: options.maxDead ?? defaults.maxDead,
-    maxReported: options.maxReported ?? defaults.maxReported,
-    includeNew: options.includeNew ?? defaults.includeNew
-  }
-})
+const build = (t: Omit<Table, typeof TypeId>): Table => ({ [TypeId]: TypeId, ...t }) as Table
+const repr = (t: FlowTable): Table => t as Table
+
+/** An empty table, with no reader. */
+export const empty = (options: TableOptions = {}): FlowTable =>
+  build({
+    live: FlowIndex.empty(),
+    tombs: FlowIndex.empty(),
+    active: 0,
+    remembered: 0,
+    log: Chunk.empty(),
+    logStart: 0,
+    readers: HashMap.empty(),
+    nextReader: 0,
+    seq: 0,
+    unkeyed: 0,
+    options: {
+      maxDead: options.maxDead ?? defaults.maxDead,
+      maxReported: options.maxReported ?? defaults.maxReported,
+      includeNew: options.includeNew ?? defaults.includeNew
+    }
+  })
 
 /** Whether two original tuples name the same connection (addresses, ports or ICMP ids, keys, zone). */
 export const sameConnection = (a: Tuple, b: Tuple): boolean =>
@@ -69,290 +109,541 @@ export const sameConnection = (a: Tuple, b: Tuple): boolean =>
   a.dstkey === b.dstkey &&
   a.zone === b.zone
 
-const sameFlow = (a: Flow, b: Flow) => a.proto === b.proto && sameConnection(a.original, b.original)
+const liveIs = (flow: Flow) => (l: Live) =>
+  l.flow.proto === flow.proto && sameConnection(l.flow.original, flow.original)
+const tombIs = (flow: Flow) => (t: Tomb) => t.proto === flow.proto && sameConnection(t.original, flow.original)
 
-/** A string naming one connection: its id, protocol and original tuple. */
-export const connectionKey = (flow: Flow): string => {
-  const o = flow.original
-  return `${flow.id} ${flow.proto} ${o.src} ${o.dst} ${o.sport} ${o.dport} ${o.type} ${o.id} ${o.srckey} ${o.dstkey} ${o.zone}`
+const findIn = <A>(slot: Slot<A> | undefined, is: (a: A) => boolean): A | undefined => {
+  if (slot === undefined) return undefined
+  if (!Array.isArray(slot)) return is(slot as A) ? (slot as A) : undefined
+  return (slot as ReadonlyArray<A>).find(is)
+}
+
+/** Replaces `old` (or nothing) by `next` (or nothing) among the connections of one id. */
+const replaceIn = <A extends object>(editor: FlowIndex.Editor<Slot<A>>, id: number, old?: A, next?: A): void => {
+  const slot = editor.get(id)
+  if (slot === undefined) {
+    if (next !== undefined) editor.set(id, next)
+    return
+  }
+  if (!Array.isArray(slot)) {
+    if (slot === old) {
+      if (next !== undefined) editor.set(id, next)
+      else editor.remove(id)
+    } else if (next !== undefined) {
+      editor.set(id, [slot as A, next])
+    }
+    return
+  }
+  const rest = (slot as ReadonlyArray<A>).filter((a) => a !== old)
+  if (next !== undefined) rest.push(next)
+  if (rest.length === 0) editor.remove(id)
+  else editor.set(id, rest.length === 1 ? (rest[0] as A) : rest)
+}
+
+/** Connections opened or closed by one fold, by family and protocol (for metrics). */
+export type Counts = Map<string, number>
+
+/** The `family proto` key of `Counts`. */
+export const countKey = (flow: Flow): string => `${flow.family} ${flow.proto}`
+
+const count = (counts: Counts, flow: Flow) => {
+  const key = countKey(flow)
+  counts.set(key, (counts.get(key) ?? 0) + 1)
+}
+
+/** What one fold did, besides the new table. */
+export interface Folded {
+  readonly table: FlowTable
+  /** What changed, in order (empty unless asked for). */
+  readonly changes: ReadonlyArray<Change>
+  /** Connections that became active for the first time. */
+  readonly opened: Counts
+  /** Connections that died (put on the log of deaths). */
+  readonly closed: Counts
 }
 
 /** A table being changed by one fold, turned back into an immutable table at the end. */
 interface Draft {
-  readonly active: FlowIndex.Editor<Flow>
-  spill: HashMap.HashMap<number, ReadonlyArray<Flow>>
-  reported: HashMap.HashMap<string, number>
-  readonly died: Array<Flow>
-  readonly changes: Array<Change> | undefined
+  readonly live: FlowIndex.Editor<Slot<Live>>
+  readonly tombs: FlowIndex.Editor<Slot<Tomb>>
+  active: number
+  remembered: number
   seq: number
   unkeyed: number
+  now: number
+  readonly includeNew: boolean
+  readonly died: Array<WalkedFlow>
+  readonly changes: Array<Change> | undefined
+  readonly opened: Counts
+  readonly closed: Counts
+  /** During a resync: what the dump showed. */
+  readonly shown: Set<Live | Tomb> | undefined
+  /** During a resync: what this resync's events made (a dump line older than they are must not undo it). */
+  readonly touched: Set<Live | Tomb> | undefined
+  /** During a resync: connections its events destroyed, remembered until the dump is in. */
+  readonly destroyed: Array<readonly [number, Tomb]> | undefined
 }
 
-const begin = (table: FlowTable, expected: number, changes: boolean): Draft => ({
-  active: FlowIndex.edit(table.active, expected),
-  spill: HashMap.beginMutation(table.spill),
-  reported: HashMap.beginMutation(table.reported),
+const begin = (
+  t: Table,
+  expected: number,
+  options: { readonly changes: boolean; readonly now: number; readonly resync: boolean }
+): Draft => ({
+  live: FlowIndex.edit(t.live, expected),
+  tombs: FlowIndex.edit(t.tombs, expected),
+  active: t.active,
+  remembered: t.remembered,
+  seq: t.seq,
+  unkeyed: t.unkeyed,
+  now: options.now,
+  includeNew: t.options.includeNew,
   died: [],
-  changes: changes ? [] : undefined,
-  seq: table.seq,
-  unkeyed: table.unkeyed
+  changes: options.changes ? [] : undefined,
+  opened: new Map(),
+  closed: new Map(),
+  shown: options.resync ? new Set() : undefined,
+  touched: options.resync ? new Set() : undefined,
+  destroyed: options.resync ? [] : undefined
 })
 
-const finish = (table: FlowTable, draft: Draft): FlowTable => {
-  let dead = draft.died.length === 0 ? table.dead : Chunk.appendAll(table.dead, Chunk.unsafeFromArray(draft.died))
-  let dropped = table.dropped
-  const excess = dead.length - table.options.maxDead
+const trimLog = (t: Omit<Table, typeof TypeId>): Omit<Table, typeof TypeId> => {
+  let log = t.log
+  let logStart = t.logStart
+  // Deaths every reader has walked are let go.
+  let oldest = logStart + log.length
+  for (const cursor of HashMap.values(t.readers)) if (cursor < oldest) oldest = cursor
+  if (oldest > logStart) {
+    log = Chunk.drop(log, oldest - logStart)
+    logStart = oldest
+  }
+  // Past the bound the oldest go: a reader behind them is told how many it missed at its next walk.
+  const excess = log.length - t.options.maxDead
   if (excess > 0) {
-    dead = Chunk.drop(dead, excess)
-    dropped += excess
+    log = Chunk.drop(log, excess)
+    logStart += excess
   }
-  let reported = HashMap.endMutation(draft.reported)
-  const maxReported = table.options.maxReported
-  // Past the bound, forget down to 7/8 of it: one sort per maxReported/8 deaths, not one per fold.
-  if (HashMap.size(reported) > maxReported) {
-    reported = forgetOldest(reported, HashMap.size(reported) - (maxReported - (maxReported >> 3)))
-  }
-  return {
-    active: draft.active.done(),
-    spill: HashMap.endMutation(draft.spill),
-    dead,
-    reported,
-    dropped,
-    unkeyed: draft.unkeyed,
-    seq: draft.seq,
-    options: table.options
-  }
+  return log === t.log ? t : { ...t, log, logStart }
 }
 
-const forgetOldest = (reported: HashMap.HashMap<string, number>, count: number) => {
-  const oldest = Array.from(reported).sort((a, b) => a[1] - b[1])
-  return HashMap.mutate(reported, (m) => {
-    for (let k = 0; k < count; k++) HashMap.remove(m, (oldest[k] as [string, number])[0])
+const finish = (t: Table, draft: Draft): Table => {
+  let tombs = draft.tombs.done()
+  let remembered = draft.remembered
+  const max = t.options.maxReported
+  // Past the bound, forget the oldest down to 7/8 of it: one sort per max/8 deaths, not one per fold.
+  if (remembered > max) {
+    ;[tombs, remembered] = forgetOldest(tombs, remembered, remembered - (max - (max >> 3)))
+  }
+  return build(
+    trimLog({
+      ...t,
+      live: draft.live.done(),
+      tombs,
+      active: draft.active,
+      remembered,
+      log: draft.died.length === 0 ? t.log : Chunk.appendAll(t.log, Chunk.unsafeFromArray(draft.died)),
+      seq: draft.seq,
+      unkeyed: draft.unkeyed
+    })
+  )
+}
+
+const forgetOldest = (
+  index: FlowIndex.FlowIndex<Slot<Tomb>>,
+  remembered: number,
+  forget: number
+): [FlowIndex.FlowIndex<Slot<Tomb>>, number] => {
+  const all: Array<[number, Tomb]> = []
+  FlowIndex.compact(index).base.forEach((slot, id) => {
+    if (Array.isArray(slot)) for (const t of slot as ReadonlyArray<Tomb>) all.push([id, t])
+    else all.push([id, slot as Tomb])
   })
-}
-
-/** Where a connection is in the draft: its active copy, and whether it is a spilled one. */
-const find = (
-  draft: Draft,
-  id: number,
-  flow: Flow
-): { readonly current: Flow; readonly spilled: boolean } | undefined => {
-  const first = draft.active.get(id)
-  if (first === undefined) return undefined
-  if (sameFlow(first, flow)) return { current: first, spilled: false }
-  if (HashMap.size(draft.spill) === 0) return undefined
-  const current = Option.getOrUndefined(HashMap.get(draft.spill, id))?.find((f) => sameFlow(f, flow))
-  return current === undefined ? undefined : { current, spilled: true }
-}
-
-const spilledWith = (draft: Draft, id: number): ReadonlyArray<Flow> =>
-  HashMap.size(draft.spill) === 0 ? [] : Option.getOrElse(HashMap.get(draft.spill, id), () => [])
-
-const setSpilled = (draft: Draft, id: number, flows: ReadonlyArray<Flow>) => {
-  if (flows.length === 0) HashMap.remove(draft.spill, id)
-  else HashMap.set(draft.spill, id, flows)
-}
-
-const isReported = (draft: Draft, flow: Flow) =>
-  HashMap.size(draft.reported) > 0 && HashMap.has(draft.reported, connectionKey(flow))
-
-const die = (draft: Draft, id: number, flow: Flow, spilled: boolean) => {
-  const others = spilledWith(draft, id)
-  if (spilled) {
-    setSpilled(
-      draft,
-      id,
-      others.filter((f) => f !== flow)
-    )
-  } else if (others.length > 0) {
-    // Another connection with this id takes its place.
-    draft.active.set(id, others[0] as Flow)
-    setSpilled(draft, id, others.slice(1))
-  } else {
-    draft.active.remove(id)
+  all.sort((a, b) => a[1].seq - b[1].seq)
+  const editor = FlowIndex.edit(index, Number.POSITIVE_INFINITY)
+  for (let k = 0; k < forget && k < all.length; k++) {
+    const [id, t] = all[k] as [number, Tomb]
+    replaceIn(editor, id, t)
   }
-  reportDead(draft, flow)
+  return [editor.done(), remembered - Math.min(forget, all.length)]
 }
 
-/** The connection is reported dead at the next walk, and remembered as reported. */
-const reportDead = (draft: Draft, flow: Flow) => {
-  HashMap.set(draft.reported, connectionKey(flow), ++draft.seq)
-  draft.died.push(flow)
-  draft.changes?.push({ _tag: "Died", flow })
+const folded = (t: Table, draft: Draft): Folded => ({
+  table: finish(t, draft),
+  changes: draft.changes ?? [],
+  opened: draft.opened,
+  closed: draft.closed
+})
+
+const touch = <A extends Live | Tomb>(draft: Draft, a: A): A => {
+  draft.touched?.add(a)
+  return a
 }
 
-const upsert = (draft: Draft, id: number, flow: Flow, found: ReturnType<typeof find>) => {
-  if (found === undefined) {
-    if (draft.active.get(id) === undefined) draft.active.set(id, flow)
-    else setSpilled(draft, id, [...spilledWith(draft, id), flow])
-    // A connection reported dead that is back (TCP reuses a TIME_WAIT entry for a new SYN): a new life.
-    if (HashMap.size(draft.reported) > 0) HashMap.remove(draft.reported, connectionKey(flow))
-  } else if (found.spilled) {
-    setSpilled(
-      draft,
-      id,
-      spilledWith(draft, id).map((f) => (f === found.current ? flow : f))
-    )
-  } else {
-    draft.active.set(id, flow)
+const show = <A extends Live | Tomb>(draft: Draft, a: A): A => {
+  draft.shown?.add(a)
+  return a
+}
+
+const setLive = (draft: Draft, id: number, old: Live | undefined, next: Live): Live => {
+  replaceIn(draft.live, id, old, next)
+  if (next.active && old?.active !== true) {
+    draft.active++
+    count(draft.opened, next.flow)
   }
-  draft.changes?.push({ _tag: "Upserted", flow })
+  if (next.active) draft.changes?.push(Change.Upserted({ flow: next.flow }))
+  return next
 }
 
-const step = (draft: Draft, flow: Flow, fromDump: boolean, includeNew: boolean): void => {
+const removeLive = (draft: Draft, id: number, old: Live) => {
+  replaceIn(draft.live, id, old)
+  if (old.active) draft.active--
+}
+
+const remember = (draft: Draft, id: number, flow: Flow, start: string | undefined, gone: boolean): Tomb => {
+  const tomb: Tomb = { proto: flow.proto, original: flow.original, start, gone, seq: ++draft.seq }
+  replaceIn(draft.tombs, id, undefined, tomb)
+  draft.remembered++
+  return tomb
+}
+
+const forget = (draft: Draft, id: number, tomb: Tomb) => {
+  replaceIn(draft.tombs, id, tomb)
+  draft.remembered--
+}
+
+/** Puts a death on the log (once per life) and says so to `changes`. */
+const report = (draft: Draft, dead: WalkedFlow) => {
+  draft.died.push(dead)
+  count(draft.closed, dead.flow)
+  draft.changes?.push(Change.Died({ flow: dead.flow }))
+}
+
+/**
+ * The connection's life ended: reported with how it last was while active (a pending one, never active, is not
+ * reported), and remembered unless the kernel forgot it too (`gone`: it stays remembered as gone).
+ */
+const end = (draft: Draft, id: number, live: Live, ending: "closed" | "gone", closed?: Flow): Tomb => {
+  removeLive(draft, id, live)
+  if (live.active) report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+  return remember(draft, id, live.flow, closed?.start ?? live.flow.start, ending === "gone")
+}
+
+/**
+ * A DESTROY: the kernel forgot the connection, so do we. While a resync runs, a dump line read before the DESTROY may
+ * still arrive: the connection is remembered as gone until the dump is in.
+ */
+const destroy = (draft: Draft, id: number, flow: Flow, live: Live | undefined, tomb: Tomb | undefined): void => {
+  if (live !== undefined) {
+    removeLive(draft, id, live)
+    if (live.active) report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+  }
+  if (tomb !== undefined) forget(draft, id, tomb)
+  if (draft.destroyed !== undefined) {
+    const gone = touch(draft, remember(draft, id, live?.flow ?? flow, tomb?.start ?? flow.start, true))
+    draft.destroyed.push([id, gone])
+  }
+}
+
+/** A closed connection never seen active (its events lost, or it opened before we listened): reported dead once. */
+const unseen = (draft: Draft, id: number, flow: Flow): Tomb => {
+  report(draft, { active: false, flow, firstSeen: draft.now, lastSeen: draft.now })
+  return remember(draft, id, flow, flow.start, false)
+}
+
+/** One event, in the kernel's order. */
+const event = (draft: Draft, flow: Flow): void => {
   const id = flow.id
   if (id === undefined) {
     draft.unkeyed++
     return
   }
-  const found = find(draft, id, flow)
-  if (fromDump || flow.type === "UPDATE" || (flow.type === "NEW" && includeNew)) {
-    if (!isClosed(flow)) {
-      upsert(draft, id, flow, found)
-    } else if (found !== undefined) {
-      die(draft, id, found.current, found.spilled)
-    } else if (!isReported(draft, flow)) {
-      // A closed connection we never saw open (its events lost to an overflow, or it opened before we started):
-      // the kernel keeps it in TIME_WAIT for two minutes, so a dump or a later event still shows it. Reported dead
-      // once.
-      reportDead(draft, flow)
+  const live = findIn(draft.live.get(id), liveIs(flow))
+  if (live !== undefined) {
+    if (flow.type === "DESTROY") {
+      destroy(draft, id, flow, live, undefined)
+      return
     }
-  } else if (flow.type === "DESTROY" && found !== undefined) {
-    die(draft, id, found.current, found.spilled)
+    const rank = stateRank(flow)
+    // Older than what we know of this life (a dump line read after it arrived first): it changes nothing.
+    if (rank !== 0 && rank < stateRank(live.flow)) return
+    if (isClosed(flow)) {
+      touch(draft, live.active ? (end(draft, id, live, "closed", flow) as Tomb) : closePending(draft, id, live, flow))
+      return
+    }
+    const active = live.active || flow.type !== "NEW" || draft.includeNew
+    touch(draft, setLive(draft, id, live, { active, flow, firstSeen: live.firstSeen, lastSeen: draft.now }))
+    return
   }
+  const tomb = findIn(draft.tombs.get(id), tombIs(flow))
+  if (tomb !== undefined) {
+    // The kernel forgot the entry: so do we, and a NEW after this begins a new life.
+    if (flow.type === "DESTROY") {
+      destroy(draft, id, flow, undefined, tomb)
+      return
+    }
+    // Anything else but a NEW after the entry was gone is the same life we reported dead.
+    if (!(flow.type === "NEW" && tomb.gone)) return
+    forget(draft, id, tomb)
+  }
+  // A DESTROY of a connection never active is not reported (refused connections; flows seen only as NEW).
+  if (flow.type === "DESTROY") {
+    destroy(draft, id, flow, undefined, undefined)
+    return
+  }
+  if (isClosed(flow)) {
+    touch(draft, unseen(draft, id, flow))
+    return
+  }
+  const active = flow.type !== "NEW" || draft.includeNew
+  touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
 }
 
-/** Options of one fold. */
+const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb => {
+  removeLive(draft, id, live)
+  return unseen(draft, id, flow)
+}
+
+/**
+ * One dump line, during a resync. Everything in the table before the resync is older than the dump; events of this
+ * resync may be older or newer (they arrive while the dump runs), and what they made wins over a line that would undo it.
+ */
+const dumped = (draft: Draft, flow: Flow): void => {
+  const id = flow.id
+  if (id === undefined) {
+    draft.unkeyed++
+    return
+  }
+  const live = findIn(draft.live.get(id), liveIs(flow))
+  const touched = draft.touched as Set<Live | Tomb>
+  if (live !== undefined) {
+    if (isClosed(flow)) {
+      show(draft, live.active ? (end(draft, id, live, "closed", flow) as Tomb) : closePending(draft, id, live, flow))
+      return
+    }
+    const rank = stateRank(flow)
+    const known = stateRank(live.flow)
+    if (rank !== 0 && known !== 0 && rank < known) {
+      // This resync's events saw it further on: the line is older than they are.
+      if (touched.has(live)) {
+        show(draft, live)
+        return
+      }
+      // Further on before the resync, earlier now: a new life whose start we did not hear of; the old one ended.
+      removeLive(draft, id, live)
+      report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+      show(draft, setLive(draft, id, undefined, { active: true, flow, firstSeen: draft.now, lastSeen: draft.now }))
+      return
+    }
+    show(draft, setLive(draft, id, live, { active: true, flow, firstSeen: live.firstSeen, lastSeen: draft.now }))
+    return
+  }
+  const tomb = findIn(draft.tombs.get(id), tombIs(flow))
+  if (tomb !== undefined) {
+    if (isClosed(flow)) {
+      // The same closed entry, unless its start time says it is another life.
+      if (tomb.start !== undefined && flow.start !== undefined && tomb.start !== flow.start) {
+        forget(draft, id, tomb)
+        show(draft, unseen(draft, id, flow))
+      } else {
+        show(draft, tomb)
+      }
+      return
+    }
+    // It died in this resync's events: the line is older.
+    if (touched.has(tomb)) {
+      show(draft, tomb)
+      return
+    }
+    // Reported dead before the resync and open now: a new life whose events we did not get.
+    forget(draft, id, tomb)
+  }
+  if (isClosed(flow)) {
+    show(draft, unseen(draft, id, flow))
+    return
+  }
+  show(draft, setLive(draft, id, undefined, { active: true, flow, firstSeen: draft.now, lastSeen: draft.now }))
+}
+
+/** Options of one fold of events. */
 export interface ApplyOptions {
-  /** The flows come from a dump (`conntrack -L`), not from events. */
-  readonly fromDump: boolean
+  /** The time of this fold (milliseconds), for `firstSeen` and `lastSeen`. Default 0. */
+  readonly now?: number
   /** Also return what changed (default true). */
   readonly changes?: boolean
 }
 
 /**
- * Folds flows into the table, in order, and says what changed.
+ * Folds events (`conntrack -E` lines, in the order the kernel sent them) into the table.
  *
- * - A dumped flow, or an UPDATE, that is not closed (TIME_WAIT or CLOSE) becomes or stays active.
- * - A closed UPDATE, or a DESTROY, moves the active copy of its flow to the dead list.
- * - A closed flow (dumped, or a closed UPDATE) that was never active nor reported is reported dead once.
- * - A NEW flow is ignored (its direction is unreliable) unless `includeNew`; so is a DESTROY of a flow that was never
- *   active.
+ * - An UPDATE that is not closed makes its connection active (a NEW too, with `includeNew`); one older than what the
+ *   table knows of the connection (a lower state) changes nothing.
+ * - A closed UPDATE or a DESTROY ends an active connection: it goes on the log of deaths, once. A closed connection
+ *   never seen active is put there once too; a DESTROY of one never active is not.
+ * - A connection reported dead comes back only as a new life: a NEW after its DESTROY (or after a dump no longer
+ *   showed it).
  */
-export const applyAll = (
-  table: FlowTable,
-  flows: Iterable<Flow>,
-  options: ApplyOptions
-): readonly [FlowTable, ReadonlyArray<Change>] => {
+export const applyAll = (table: FlowTable, flows: Iterable<Flow>, options: ApplyOptions = {}): Folded => {
+  const t = repr(table)
   const batch = Array.isArray(flows) ? (flows as ReadonlyArray<Flow>) : Array.from(flows)
-  const draft = begin(table, batch.length, options.changes !== false)
-  for (const flow of batch) step(draft, flow, options.fromDump, table.options.includeNew)
-  return [finish(table, draft), draft.changes ?? []]
+  const draft = begin(t, batch.length, { changes: options.changes !== false, now: options.now ?? 0, resync: false })
+  for (const flow of batch) event(draft, flow)
+  return folded(t, draft)
 }
 
-/** Folds one flow into the table (see `applyAll`). */
-export const apply = (table: FlowTable, flow: Flow, options: ApplyOptions): FlowTable =>
-  applyAll(table, [flow], { ...options, changes: false })[0]
-
-/** A resync in progress: the dump is added as it streams, then `done` makes the new table. */
+/** A resync in progress: the dump and the events that arrive meanwhile are added as they come, then `done`. */
 export interface Resync {
-  /** Folds the next dumped flows in (invisible until `done`). */
-  readonly add: (flows: Iterable<Flow>) => void
+  /** Folds the next dumped flows in (invisible until `done`); false once the resync is done (nothing is added). */
+  readonly addDump: (flows: Iterable<Flow>, now?: number) => boolean
+  /** Folds events that arrived while the dump ran, in their order; false once the resync is done. */
+  readonly addEvents: (flows: Iterable<Flow>, now?: number) => boolean
   /**
-   * The table after the dump, built on `current`: the table as it is now, which may differ from the one the resync
-   * began with only by walks (they forget dead flows). Active flows the dump did not show died while we were not
-   * listening and are reported dead once; remembered closed connections the dump no longer shows are forgotten.
+   * The table after the dump, built on `current` (the table as it is now: it may differ from the one the resync began
+   * with only by walks and readers). Active connections neither the dump nor this resync's events showed died while
+   * we were not listening: they are reported dead once. Remembered dead ones the dump no longer shows are forgotten.
+   * Undefined when called a second time.
    */
-  readonly done: (current: FlowTable) => readonly [FlowTable, ReadonlyArray<Change>]
+  readonly done: (current: FlowTable, now?: number) => Folded | undefined
 }
 
-/**
- * Starts replacing what the table believes with a fresh dump. Flows still in the dump stay active (reported once,
- * never both dead and alive).
- */
-export const beginResync = (table: FlowTable, options: { readonly changes?: boolean } = {}): Resync => {
-  // A dump rewrites the whole table: edit a native copy (see FlowIndex.edit).
-  const draft = begin(table, Number.POSITIVE_INFINITY, options.changes !== false)
-  const shown = new Set<Flow>()
+/** Starts replacing what the table believes with a fresh dump (see `Resync`). */
+export const beginResync = (current: FlowTable, options: { readonly now?: number } = {}): Resync => {
+  // A dump rewrites the whole table: edit native copies (see FlowIndex.edit). Changes are always worked out, so that a
+  // subscriber who joins while the dump runs gets all of them.
+  const draft = begin(repr(current), Number.POSITIVE_INFINITY, { changes: true, now: options.now ?? 0, resync: true })
+  let open = true
+  const add = (fold: (draft: Draft, flow: Flow) => void) => (flows: Iterable<Flow>, now?: number) => {
+    if (!open) return false
+    if (now !== undefined) draft.now = now
+    for (const flow of flows) fold(draft, flow)
+    return true
+  }
   return {
-    add: (flows) => {
-      for (const flow of flows) {
-        shown.add(flow)
-        step(draft, flow, true, table.options.includeNew)
-      }
-    },
-    done: (current) => {
-      const missing: Array<Flow> = []
-      draft.active.forEach((flow) => {
-        if (!shown.has(flow)) missing.push(flow)
+    addDump: add(dumped),
+    addEvents: add(event),
+    done: (current, now) => {
+      if (!open) return undefined
+      open = false
+      if (now !== undefined) draft.now = now
+      const shown = draft.shown as Set<Live | Tomb>
+      const touched = draft.touched as Set<Live | Tomb>
+      const kept = (a: Live | Tomb) => shown.has(a) || touched.has(a)
+      const gone: Array<[number, Live]> = []
+      const stale: Array<[number, Tomb]> = []
+      draft.live.forEach((slot, id) => {
+        if (!Array.isArray(slot)) {
+          if (!kept(slot as Live)) gone.push([id, slot as Live])
+        } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
       })
-      for (const [, flows] of draft.spill) for (const flow of flows) if (!shown.has(flow)) missing.push(flow)
-      for (const flow of missing) {
-        const found = find(draft, flow.id as number, flow)
-        if (found !== undefined) die(draft, flow.id as number, found.current, found.spilled)
+      draft.tombs.forEach((slot, id) => {
+        if (!Array.isArray(slot)) {
+          if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
+        } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
+      })
+      // Destroyed while the dump ran, and not shown by it: nothing can show them again.
+      for (const [id, tomb] of draft.destroyed ?? []) {
+        if (!shown.has(tomb) && findIn(draft.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])
       }
-      // Only closed connections still in the kernel (so in the dump) can be shown again: remember just those.
-      if (HashMap.size(draft.reported) > 0) {
-        const shownClosed = new Set<string>()
-        for (const flow of shown) if (isClosed(flow)) shownClosed.add(connectionKey(flow))
-        const forgotten: Array<string> = []
-        for (const key of HashMap.keys(draft.reported)) if (!shownClosed.has(key)) forgotten.push(key)
-        for (const key of forgotten) HashMap.remove(draft.reported, key)
+      for (const [id, tomb] of stale) forget(draft, id, tomb)
+      for (const [id, live] of gone) {
+        // Gone from the kernel: an active one died while we were not listening; a NEW-only one is dropped.
+        if (live.active) end(draft, id, live, "gone")
+        else removeLive(draft, id, live)
       }
-      // The caller may hold this resync for long (the walker's session does): let the dump's flows go.
       shown.clear()
-      return [finish(current, draft), draft.changes ?? []]
+      touched.clear()
+      return folded(repr(current), draft)
     }
   }
 }
 
 /** Replaces what the table believes with a fresh dump, in one step (see `beginResync`). */
-export const resync = (table: FlowTable, dump: Iterable<Flow>): readonly [FlowTable, ReadonlyArray<Change>] => {
-  const r = beginResync(table)
-  r.add(dump)
-  return r.done(table)
+export const resync = (current: FlowTable, dump: Iterable<Flow>, options: { readonly now?: number } = {}): Folded => {
+  const r = beginResync(current, options)
+  r.addDump(dump)
+  return r.done(current) as Folded
 }
 
-/**
- * Every active flow (active = true) and every flow that died since the last walk (active = false), each connection
- * once; the next table has forgotten the dead ones.
- */
-export const walk = (table: FlowTable): readonly [ReadonlyArray<WalkedFlow>, FlowTable] => {
-  const active = FlowIndex.compact(table.active)
-  const walked: Array<WalkedFlow> = new Array(size(table))
-  let k = 0
-  active.base.forEach((flow) => {
-    walked[k++] = { active: true, flow }
+/** Adds a reader: its first walk shows the active connections and the deaths from now on. */
+export const addReader = (table: FlowTable): readonly [number, FlowTable] => {
+  const t = repr(table)
+  const id = t.nextReader
+  return [id, build({ ...t, readers: HashMap.set(t.readers, id, t.logStart + t.log.length), nextReader: id + 1 })]
+}
+
+/** Removes a reader: the deaths only it had yet to walk are let go. */
+export const removeReader = (table: FlowTable, reader: number): FlowTable => {
+  const t = repr(table)
+  return build(trimLog({ ...t, readers: HashMap.remove(t.readers, reader) }))
+}
+
+/** What one reader's walk saw. */
+export interface Walk {
+  /** Every active connection, and every death since this reader's previous walk (once, `active: false`). */
+  readonly walked: ReadonlyArray<WalkedFlow>
+  /** Deaths this reader missed: the log had dropped them (past `maxDead`) before it walked. */
+  readonly dropped: number
+  readonly table: FlowTable
+}
+
+/** A walk by one reader (see `addReader`); an unknown reader sees the active connections only. */
+export const walk = (table: FlowTable, reader: number): Walk => {
+  const t = repr(table)
+  const live = FlowIndex.compact(t.live)
+  const walked: Array<WalkedFlow> = []
+  forEachLive(live, (l) => {
+    if (l.active) walked.push(l)
   })
-  for (const [, flows] of table.spill) for (const flow of flows) walked[k++] = { active: true, flow }
-  if (table.dead.length > 0) {
-    // A connection that died and came back is alive; one that died twice is reported once.
-    const seen = new Set<string>()
-    const dead = Chunk.toReadonlyArray(table.dead)
-    for (let d = dead.length - 1; d >= 0; d--) {
-      const flow = dead[d] as Flow
-      const key = connectionKey(flow)
-      if (seen.has(key)) continue
-      seen.add(key)
-      if (findIn(active, table.spill, flow) !== undefined) continue
-      walked[k++] = { active: false, flow }
-    }
+  const cursor = HashMap.get(t.readers, reader)
+  const end = t.logStart + t.log.length
+  if (cursor._tag === "None") return { walked, dropped: 0, table: live === t.live ? t : build({ ...t, live }) }
+  const from = Math.max(cursor.value, t.logStart)
+  if (from < end) for (const dead of Chunk.drop(t.log, from - t.logStart)) walked.push(dead)
+  return {
+    walked,
+    dropped: from - cursor.value,
+    table: build(trimLog({ ...t, live, readers: HashMap.set(t.readers, reader, end) }))
   }
-  walked.length = k
-  return [walked, { ...table, active, dead: Chunk.empty() }]
 }
 
-const findIn = (active: FlowIndex.FlowIndex<Flow>, spill: FlowTable["spill"], flow: Flow) => {
-  const first = FlowIndex.get(active, flow.id as number)
-  if (first === undefined) return undefined
-  if (sameFlow(first, flow)) return first
-  if (HashMap.size(spill) === 0) return undefined
-  return Option.getOrUndefined(HashMap.get(spill, flow.id as number))?.find((f) => sameFlow(f, flow))
+const forEachLive = (index: FlowIndex.FlowIndex<Slot<Live>>, f: (l: Live) => void) => {
+  const each = (slot: Slot<Live>) => {
+    if (!Array.isArray(slot)) f(slot as Live)
+    else for (const l of slot as ReadonlyArray<Live>) f(l)
+  }
+  FlowIndex.compact(index).base.forEach(each)
 }
 
-/** How many flows are active. */
-export const size = (table: FlowTable): number => {
-  let n = table.active.size
-  if (HashMap.size(table.spill) > 0) for (const [, flows] of table.spill) n += flows.length
-  return n
+/** The active connections, consuming nothing. */
+export const active = (table: FlowTable): ReadonlyArray<WalkedFlow> => {
+  const walked: Array<WalkedFlow> = []
+  forEachLive(repr(table).live, (l) => {
+    if (l.active) walked.push(l)
+  })
+  return walked
+}
+
+/** How many connections are active. */
+export const size = (table: FlowTable): number => repr(table).active
+
+/** What the table holds besides its active connections. */
+export interface Stats {
+  readonly active: number
+  /** Connections reported dead and remembered (at most `maxReported`). */
+  readonly remembered: number
+  /** Deaths kept for readers that have not walked them yet (at most `maxDead`). */
+  readonly logged: number
+  readonly readers: number
+  /** Flows without a conntrack id (they cannot be keyed) since the table was made. */
+  readonly unkeyed: number
+}
+
+export const stats = (table: FlowTable): Stats => {
+  const t = repr(table)
+  return {
+    active: t.active,
+    remembered: t.remembered,
+    logged: t.log.length,
+    readers: HashMap.size(t.readers),
+    unkeyed: t.unkeyed
+  }
 }

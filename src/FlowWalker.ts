@@ -1,13 +1,17 @@
 /**
  * The service an Effect application composes to see the host's connections.
  *
- * The live walker forks a loop into its layer's scope: start `conntrack -E` and wait until it listens, dump with
- * `conntrack -L` and resync the table from the dump, then fold events; on any end or failure, start again after
- * `restartDelay` (a `Schedule`). The table lives in a `Ref` and changes only through the `FlowTable` reducer.
+ * The live walker forks a loop into its layer's scope: start `conntrack -E` and wait until it listens, then dump with
+ * `conntrack -L` while the events keep being read, folding both as they arrive into a resync the table becomes in one
+ * step when the dump is in; then fold events. On any end or failure, start again after `restartDelay` (a `Schedule`).
+ * The table lives in a `Ref` and changes only through the `FlowTable` reducer; each consumer reads it through a reader
+ * of its own.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -22,30 +26,69 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Conntrack from "./Conntrack.js"
-import { ConntrackExited } from "./Errors.js"
+import type { ConntrackNotFound, PermissionDenied } from "./Errors.js"
+import type { Flow } from "./Flow.js"
 import * as FlowTable from "./FlowTable.js"
 import * as KernelSupport from "./KernelSupport.js"
 import * as Metrics from "./Metrics.js"
 import { type ResolvedOptions, resolve, type WalkerOptions } from "./Options.js"
 
+/** One consumer's view of the walker: its own cursor over the log of deaths. */
+export interface Reader {
+  /** Every active flow, and every flow that died since this reader's previous walk (once, as inactive). */
+  readonly walk: Effect.Effect<ReadonlyArray<FlowTable.WalkedFlow>>
+  /** Deaths this reader missed because the log dropped them (past `maxDead`) before it walked, since it was made. */
+  readonly dropped: Effect.Effect<number>
+}
+
+/** Where the walker stands. */
+export interface Status {
+  /** The first dump is in. */
+  readonly ready: boolean
+  /** The current session has its dump in and is folding events. */
+  readonly synced: boolean
+  /** Sessions that failed in a row since the last sync. */
+  readonly failures: number
+}
+
+/** The errors a user must fix before the walker can run: `ready` fails with them. */
+export type FatalError = ConntrackNotFound | PermissionDenied
+
 /** What the walker offers. */
 export interface Service {
-  /** Every active flow, and every flow that died since the previous walk (once, as inactive). */
+  /** The walker's own reader, made with it: for an application with one consumer. */
   readonly walk: Effect.Effect<ReadonlyArray<FlowTable.WalkedFlow>>
-  /** Each change to the table as it happens (flows becoming or staying active, flows dying). */
+  /** A reader for one more consumer; it sees the deaths from when it is made, and is released with its scope. */
+  readonly reader: Effect.Effect<Reader, never, Scope.Scope>
+  /** The active flows now, consuming nothing. */
+  readonly flows: Effect.Effect<ReadonlyArray<Flow>>
+  /**
+   * The table as it is (an `Upserted` for each active flow), then each change as it happens. Bounded: a subscriber
+   * that falls more than `changesBuffer` changes behind loses the oldest, counted in `conntrack_changes_dropped`.
+   */
   readonly changes: Stream.Stream<FlowTable.Change>
   /**
-   * Completes once the table holds a first full dump, so the next walk shows every connection (at once for the
-   * no-op walker). While conntrack cannot run the walker keeps retrying and this keeps waiting: bound it with a
-   * timeout where that matters.
+   * Completes once the table holds a first full dump (at once for the no-op walker). Fails if, before that, conntrack
+   * cannot be found or is refused (the walker keeps retrying all the same). Any other failure keeps it waiting: bound
+   * it with a timeout where that matters.
    */
-  readonly ready: Effect.Effect<void>
+  readonly ready: Effect.Effect<void, FatalError>
+  readonly status: Effect.Effect<Status>
 }
 
 export class FlowWalker extends Context.Tag("effect-conntrack/FlowWalker")<FlowWalker, Service>() {}
 
+const noopReader: Reader = { walk: Effect.succeed([]), dropped: Effect.succeed(0) }
+
 /** A walker that reports nothing: used when the kernel sends no conntrack events. */
-export const noop: Service = { walk: Effect.succeed([]), changes: Stream.empty, ready: Effect.void }
+export const noop: Service = {
+  walk: Effect.succeed([]),
+  reader: Effect.succeed(noopReader),
+  flows: Effect.succeed([]),
+  changes: Stream.empty,
+  ready: Effect.void,
+  status: Effect.succeed({ ready: true, synced: true, failures: 0 })
+}
 
 /** The no-op walker as a layer. */
 export const layerNoop: Layer.Layer<FlowWalker> = Layer.succeed(FlowWalker, noop)
@@ -68,6 +111,12 @@ const describe = (cause: Cause.Cause<unknown>): string => {
   if (Option.isSome(failure) && failure.value instanceof Error) return failure.value.message
   return Cause.pretty(cause)
 }
+
+const isFatal = (error: unknown): error is FatalError =>
+  typeof error === "object" &&
+  error !== null &&
+  "_tag" in error &&
+  (error._tag === "ConntrackNotFound" || error._tag === "PermissionDenied")
 
 /** Logs a restart: in full when the cause changes, at debug when it repeats (with a reminder every 60 times). */
 const restartLogger = Effect.map(
@@ -92,87 +141,283 @@ const restartLogger = Effect.map(
     })
 )
 
-/** The live walker; its loop runs in the current scope. */
+/** The kernel's bound on its table (`nf_conntrack_max`), when the file can be read. */
+const tableLimit = (procRoot: string): Effect.Effect<Option.Option<number>> =>
+  Effect.serviceOption(FileSystem.FileSystem).pipe(
+    Effect.flatMap(
+      Option.match({
+        onNone: () => Effect.succeedNone,
+        onSome: (fs) =>
+          fs.readFileString(`${procRoot.replace(/\/+$/, "")}/sys/net/netfilter/nf_conntrack_max`).pipe(
+            Effect.map((s) => Number.parseInt(s.trim(), 10)),
+            Effect.map((n) => (Number.isSafeInteger(n) && n > 0 ? Option.some(n) : Option.none())),
+            Effect.timeoutOption("1 second"),
+            Effect.map(Option.flatten),
+            Effect.orElseSucceed(() => Option.none())
+          )
+      })
+    )
+  )
+
+/** A counter tagged with a fold's `family proto` key, made once per key. */
+const taggedByKey = (counter: typeof Metrics.flowsOpened) => {
+  const made = new Map<string, typeof Metrics.flowsOpened>()
+  return (key: string) => {
+    let m = made.get(key)
+    if (m === undefined) {
+      const [family, proto] = key.split(" ")
+      m = counter.pipe(Metric.tagged("family", family ?? ""), Metric.tagged("proto", proto ?? ""))
+      made.set(key, m)
+    }
+    return m
+  }
+}
+const openedBy = taggedByKey(Metrics.flowsOpened)
+const closedBy = taggedByKey(Metrics.flowsClosed)
+const eventsBy = {
+  NEW: Metric.tagged(Metrics.events, "type", "NEW"),
+  UPDATE: Metric.tagged(Metrics.events, "type", "UPDATE"),
+  DESTROY: Metric.tagged(Metrics.events, "type", "DESTROY")
+}
+
+const countEvents = (flows: Chunk.Chunk<Flow>) => {
+  let created = 0
+  let updated = 0
+  let destroyed = 0
+  for (const f of flows) {
+    if (f.type === "NEW") created++
+    else if (f.type === "DESTROY") destroyed++
+    else updated++
+  }
+  return Effect.all(
+    [
+      Metric.incrementBy(eventsBy.NEW, created),
+      Metric.incrementBy(eventsBy.UPDATE, updated),
+      Metric.incrementBy(eventsBy.DESTROY, destroyed)
+    ],
+    { discard: true }
+  )
+}
+
+interface Numbered {
+  readonly seq: number
+  readonly change: FlowTable.Change
+}
+
+/** What a session's merged stream carries: dumped flows, the dump's end, or events. */
+type Arrival =
+  | { readonly _tag: "Dump"; readonly flows: Chunk.Chunk<Flow> }
+  | { readonly _tag: "DumpEnd" }
+  | { readonly _tag: "Events"; readonly flows: Chunk.Chunk<Flow> }
+
+/**
+ * The live walker; its loop runs in the current scope. With a `FileSystem` in the context, `maxDead` and
+ * `maxReported` default to the kernel's `nf_conntrack_max`, and the kernel's event switch is watched.
+ */
 export const make = (
   options: WalkerOptions = {}
 ): Effect.Effect<Service, never, CommandExecutor.CommandExecutor | Scope.Scope> =>
   Effect.gen(function* () {
-    const o = resolve(options)
+    const limit = yield* tableLimit(resolve(options).procRoot)
+    const o = resolve({
+      ...options,
+      ...(Option.isSome(limit)
+        ? { maxDead: options.maxDead ?? limit.value, maxReported: options.maxReported ?? limit.value }
+        : {})
+    })
     const table = yield* Ref.make(FlowTable.empty(o))
-    const changes = yield* PubSub.unbounded<FlowTable.Change>()
-    yield* Effect.addFinalizer(() => PubSub.shutdown(changes))
-    const ready = yield* Deferred.make<void>()
+    const pubsub = yield* PubSub.sliding<Numbered>(o.changesBuffer)
+    yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
+    const published = yield* Ref.make(0)
+    const subscribers = yield* Ref.make(0)
+    // Folds and subscriptions take turns, so that a subscriber's snapshot and the changes after it fit together.
+    const lock = yield* Effect.makeSemaphore(1)
+    const ready = yield* Deferred.make<void, FatalError>()
+    const status = yield* Ref.make<Status>({ ready: false, synced: false, failures: 0 })
+    yield* Metric.set(Metrics.walkerReady, 0)
 
-    // Changes are worked out only while someone listens to them.
-    let subscribers = 0
-    const fold = (
-      f: (t: FlowTable.FlowTable, changes: boolean) => readonly [FlowTable.FlowTable, ReadonlyArray<FlowTable.Change>]
-    ) =>
-      Effect.gen(function* () {
-        const [changed, dropped, active] = yield* Ref.modify(table, (t) => {
-          const [next, changed] = f(t, subscribers > 0)
-          return [[changed, next.dropped - t.dropped, FlowTable.size(next)] as const, next]
+    const fold = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded) =>
+      lock.withPermits(1)(
+        Effect.gen(function* () {
+          const listening = (yield* Ref.get(subscribers)) > 0
+          const result = yield* Ref.modify(table, (t) => {
+            const r = f(t, listening)
+            return [r, r.table]
+          })
+          yield* Metric.set(Metrics.flowsActive, FlowTable.size(result.table))
+          for (const [key, n] of result.opened) yield* Metric.incrementBy(openedBy(key), n)
+          for (const [key, n] of result.closed) yield* Metric.incrementBy(closedBy(key), n)
+          if (listening && result.changes.length > 0) {
+            const first = yield* Ref.getAndUpdate(published, (n) => n + result.changes.length)
+            yield* PubSub.publishAll(
+              pubsub,
+              result.changes.map((change, k) => ({ seq: first + k, change }))
+            )
+          }
         })
-        yield* Metric.set(Metrics.flowsActive, active)
-        if (dropped > 0) yield* Metric.incrementBy(Metrics.deadDropped, dropped)
-        if (changed.length > 0) yield* PubSub.publishAll(changes, changed)
-      })
+      )
 
     const session = Effect.scoped(
       Effect.gen(function* () {
-        // Events first, then the dump: what changes while we dump waits in the event pipe.
+        // Events first, then the dump: what changes while we dump arrives on the event stream.
         const events = yield* Conntrack.start("events", o)
-        const listened = yield* events.listening.pipe(Effect.timeout(o.listenTimeout), Effect.option)
+        const listened = yield* events.listening.pipe(Effect.timeoutOption(o.listenTimeout))
         if (Option.isNone(listened)) {
           yield* Effect.logDebug(
             `conntrack -E did not say it listens within ${Duration.format(o.listenTimeout)}: dumping`
           )
         }
-        // The dump is folded in as it streams (while conntrack is still printing) into a draft nobody else sees; the
-        // table changes once, when the dump is complete. Walks meanwhile see the previous table.
-        const resync = FlowTable.beginResync(yield* Ref.get(table), { changes: subscribers > 0 })
+        const started = yield* Clock.currentTimeMillis
+        // The dump and the events are folded as they arrive (the events keep being read while conntrack -L runs,
+        // up to `eventBuffer` chunks ahead), into a resync nobody sees until the dump is in.
+        const resync = FlowTable.beginResync(yield* Ref.get(table), { now: started })
         let dumped = 0
-        yield* Stream.runForEachChunk(Conntrack.dump(o), (chunk) =>
-          Effect.sync(() => {
-            dumped += chunk.length
-            resync.add(chunk)
+        let syncing = true
+        const dumpSide = Conntrack.dump(o).pipe(
+          Stream.chunks,
+          Stream.map((flows): Arrival => ({ _tag: "Dump", flows })),
+          Stream.concat(Stream.succeed<Arrival>({ _tag: "DumpEnd" }))
+        )
+        const eventSide = events.flows.pipe(
+          Stream.bufferChunks({ capacity: o.eventBuffer }),
+          Stream.chunks,
+          Stream.map((flows): Arrival => ({ _tag: "Events", flows }))
+        )
+        const arrive = (arrival: Arrival) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            switch (arrival._tag) {
+              case "Dump":
+                dumped += arrival.flows.length
+                resync.addDump(arrival.flows, now)
+                return
+              case "DumpEnd": {
+                yield* fold((t) => resync.done(t, now) as FlowTable.Folded)
+                syncing = false
+                yield* Ref.set(status, { ready: true, synced: true, failures: 0 })
+                yield* Metric.set(Metrics.walkerReady, 1)
+                yield* Metric.update(Metrics.resyncDuration, (now - started) / 1000)
+                yield* Deferred.succeed(ready, undefined)
+                yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped in ${now - started} ms`)
+                return
+              }
+              case "Events":
+                yield* countEvents(arrival.flows)
+                if (syncing) resync.addEvents(arrival.flows, now)
+                else yield* fold((t, changes) => FlowTable.applyAll(t, arrival.flows, { now, changes }))
+            }
           })
-        )
-        yield* fold((t) => resync.done(t))
-        yield* Deferred.succeed(ready, undefined)
-        yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped`)
-        yield* Stream.runForEachChunk(events.flows, (chunk) =>
-          Metric.incrementBy(Metrics.events, chunk.length).pipe(
-            Effect.zipRight(fold((t, changes) => FlowTable.applyAll(t, chunk, { fromDump: false, changes })))
-          )
-        )
-        // An event stream only ends by failing; a clean end is a failure all the same.
-        return yield* new ConntrackExited({ command: `${o.binary} -E`, exitCode: 0, stderr: [] })
+        // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
+        yield* Stream.merge(dumpSide, eventSide).pipe(Stream.runForEach(arrive))
       })
     )
 
     const logRestart = yield* restartLogger
-    yield* session.pipe(
-      Effect.sandbox,
-      Effect.tapError(logRestart),
-      Effect.retry(restartSchedule(o)),
-      Effect.forkScoped
-    )
+    const failed = (cause: Cause.Cause<unknown>) =>
+      Effect.gen(function* () {
+        yield* Ref.update(status, (s) => ({ ...s, synced: false, failures: s.failures + 1 }))
+        yield* Metric.set(Metrics.walkerReady, 0)
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure) && isFatal(failure.value)) yield* Deferred.fail(ready, failure.value)
+        yield* logRestart(cause)
+      })
+    yield* session.pipe(Effect.sandbox, Effect.tapError(failed), Effect.retry(restartSchedule(o)), Effect.forkScoped)
+    yield* watchEvents(o).pipe(Effect.forkScoped)
+
+    const makeReader = (id: number): Effect.Effect<Reader> =>
+      Effect.map(Ref.make(0), (missed) => ({
+        walk: Ref.modify(table, (t) => {
+          const w = FlowTable.walk(t, id)
+          return [w, w.table]
+        }).pipe(
+          Effect.tap((w) =>
+            w.dropped > 0
+              ? Effect.zipRight(
+                  Ref.update(missed, (n) => n + w.dropped),
+                  Metric.incrementBy(Metrics.deadDropped, w.dropped)
+                )
+              : Effect.void
+          ),
+          Effect.map((w) => w.walked)
+        ),
+        dropped: Ref.get(missed)
+      }))
+    const addReader = Ref.modify(table, FlowTable.addReader)
+    const own = yield* Effect.flatMap(addReader, makeReader)
 
     return {
-      walk: Ref.modify(table, FlowTable.walk),
+      walk: own.walk,
+      reader: Effect.acquireRelease(addReader, (id) => Ref.update(table, (t) => FlowTable.removeReader(t, id))).pipe(
+        Effect.flatMap(makeReader)
+      ),
+      flows: Effect.map(Ref.get(table), (t) => FlowTable.active(t).map((w) => w.flow)),
       ready: Deferred.await(ready),
+      status: Ref.get(status),
       changes: Stream.unwrapScoped(
         Effect.gen(function* () {
           yield* Effect.acquireRelease(
-            Effect.sync(() => subscribers++),
-            () => Effect.sync(() => subscribers--)
+            Ref.update(subscribers, (n) => n + 1),
+            () => Ref.update(subscribers, (n) => n - 1)
           )
-          return Stream.fromQueue(yield* PubSub.subscribe(changes))
+          const [queue, snapshot, next] = yield* lock.withPermits(1)(
+            Effect.all([PubSub.subscribe(pubsub), Ref.get(table), Ref.get(published)])
+          )
+          let expected = next
+          const live = Stream.fromQueue(queue).pipe(
+            Stream.mapChunksEffect((numbered) => {
+              let missed = 0
+              const changes: Array<FlowTable.Change> = []
+              for (const n of numbered) {
+                if (n.seq > expected) missed += n.seq - expected
+                expected = n.seq + 1
+                changes.push(n.change)
+              }
+              const out = Effect.succeed(Chunk.unsafeFromArray(changes))
+              return missed > 0 ? Effect.zipRight(Metric.incrementBy(Metrics.changesDropped, missed), out) : out
+            })
+          )
+          return Stream.concat(
+            Stream.fromIterable(FlowTable.active(snapshot).map((w) => FlowTable.Change.Upserted({ flow: w.flow }))),
+            live
+          )
         })
       )
     }
   })
+
+/**
+ * Checks every `supportCheckInterval` that the kernel still sends events: turned off while the walker runs, the table
+ * would go stale without a word. Logs each change once and keeps `conntrack_events_enabled` up to date.
+ */
+const watchEvents = (o: ResolvedOptions) =>
+  Effect.serviceOption(FileSystem.FileSystem).pipe(
+    Effect.flatMap(
+      Option.match({
+        onNone: () => Effect.void,
+        onSome: (fs) =>
+          Effect.gen(function* () {
+            const on = yield* Ref.make(true)
+            const check = KernelSupport.check(o.procRoot).pipe(
+              Effect.provideService(FileSystem.FileSystem, fs),
+              Effect.either,
+              Effect.flatMap((result) =>
+                Effect.gen(function* () {
+                  const now = Either.isRight(result)
+                  yield* Metric.set(Metrics.eventsEnabled, now ? 1 : 0)
+                  const was = yield* Ref.getAndSet(on, now)
+                  if (was && Either.isLeft(result)) {
+                    yield* Effect.logWarning(`${result.left.message}; the table no longer changes`)
+                  } else if (!was && now) {
+                    yield* Effect.logInfo("conntrack events are on again")
+                  }
+                })
+              )
+            )
+            yield* check.pipe(Effect.repeat(Schedule.spaced(o.supportCheckInterval)))
+          })
+      })
+    )
+  )
 
 /**
  * The walker as a layer: checks that the kernel sends events (`nf_conntrack_events` under `procRoot`) and runs

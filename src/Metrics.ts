@@ -56,6 +56,15 @@ export const resyncDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 12 }),
   "time to dump and fold the kernel's table (seconds)"
 )
+/** Changes a `changes` subscriber missed because it fell too far behind. */
+export const changesDropped = Metric.counter("conntrack_changes_dropped", {
+  incremental: true,
+  description: "table changes a slow subscriber missed (its buffer was full)"
+})
+/** 1 while the kernel sends conntrack events (`nf_conntrack_events` reads 1 or 2), 0 when they are off. */
+export const eventsEnabled = Metric.gauge("conntrack_events_enabled", {
+  description: "1 while the kernel sends conntrack events in this namespace, 0 when they are off"
+})
 
 // Scrape-time series: `MetricsExport` sets them from the walker and the kernel each time metrics are collected.
 

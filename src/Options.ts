@@ -24,11 +24,17 @@ export interface ConntrackOptions {
 
 /** How the flow table behaves. */
 export interface TableOptions {
-  /** Most flows kept as died-since-the-last-walk; the oldest are dropped (and counted) past it. Default 65,536. */
+  /**
+   * Most deaths kept for readers that have not walked them yet; past it the oldest are dropped, and each reader that
+   * missed them is told how many (and `conntrack_dead_flows_dropped` counts them). Default: the kernel's
+   * `nf_conntrack_max` (read by the walker under `procRoot`), else 262,144.
+   */
   readonly maxDead?: number
   /**
-   * Most keys remembered as already reported dead (so a dump does not report them again). Past it the oldest are
-   * forgotten, down to 7/8 of it. Default 65,536.
+   * Most connections remembered as reported dead while the kernel still holds them (TIME_WAIT), so that a later dump
+   * or a stale event does not report them again; each is forgotten when its DESTROY arrives or a dump no longer shows
+   * it. Past the bound the oldest are forgotten, down to 7/8 of it. Default: the kernel's `nf_conntrack_max`, else
+   * 262,144.
    */
   readonly maxReported?: number
   /** Treat flows seen only as NEW as active (their direction may be wrong). Default false, as in the Go tracker. */
@@ -43,6 +49,17 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
   readonly restartDelay?: Duration.DurationInput
   /** Longest wait for conntrack -E to say it listens (its buffer-size NOTICE) before dumping. Default 1 second. */
   readonly listenTimeout?: Duration.DurationInput
+  /**
+   * How far event reading may run ahead of folding, in chunks of conntrack output (up to 64 KiB, about 250 events,
+   * each): while a dump runs, events are read into this buffer. Past it the walker stops reading, conntrack blocks on
+   * its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default 4,096 (about a
+   * million events).
+   */
+  readonly eventBuffer?: number
+  /** How many changes a slow `changes` subscriber may fall behind before it loses the oldest. Default 65,536. */
+  readonly changesBuffer?: number
+  /** How often the walker checks that the kernel still sends events (`nf_conntrack_events`). Default 30 seconds. */
+  readonly supportCheckInterval?: Duration.DurationInput
 }
 
 export const defaults = {
@@ -52,12 +69,15 @@ export const defaults = {
   extraArgs: [] as ReadonlyArray<string>,
   dieWithParent: true,
   stopTimeout: Duration.seconds(2),
-  maxDead: 65_536,
-  maxReported: 65_536,
+  maxDead: 262_144,
+  maxReported: 262_144,
   includeNew: false,
   procRoot: "/proc",
   restartDelay: Duration.seconds(1),
-  listenTimeout: Duration.seconds(1)
+  listenTimeout: Duration.seconds(1),
+  eventBuffer: 4096,
+  changesBuffer: 65_536,
+  supportCheckInterval: Duration.seconds(30)
 } as const
 
 /** Options with every default filled in. */
@@ -74,6 +94,9 @@ export interface ResolvedOptions {
   readonly procRoot: string
   readonly restartDelay: Duration.Duration
   readonly listenTimeout: Duration.Duration
+  readonly eventBuffer: number
+  readonly changesBuffer: number
+  readonly supportCheckInterval: Duration.Duration
 }
 
 export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
@@ -88,7 +111,10 @@ export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
   includeNew: options.includeNew ?? defaults.includeNew,
   procRoot: options.procRoot ?? defaults.procRoot,
   restartDelay: Duration.decode(options.restartDelay ?? defaults.restartDelay),
-  listenTimeout: Duration.decode(options.listenTimeout ?? defaults.listenTimeout)
+  listenTimeout: Duration.decode(options.listenTimeout ?? defaults.listenTimeout),
+  eventBuffer: options.eventBuffer ?? defaults.eventBuffer,
+  changesBuffer: options.changesBuffer ?? defaults.changesBuffer,
+  supportCheckInterval: Duration.decode(options.supportCheckInterval ?? defaults.supportCheckInterval)
 })
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config)
@@ -97,7 +123,7 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
  * `CONNTRACK_EXTRA_ARGS` (split on spaces), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
- * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
+ * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
  */
 export const config: Config.Config<WalkerOptions> = Config.all({
@@ -118,7 +144,10 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   includeNew: optional(Config.boolean("INCLUDE_NEW")),
   procRoot: optional(Config.nonEmptyString("PROC_ROOT")),
   restartDelay: optional(Config.duration("RESTART_DELAY")),
-  listenTimeout: optional(Config.duration("LISTEN_TIMEOUT"))
+  listenTimeout: optional(Config.duration("LISTEN_TIMEOUT")),
+  eventBuffer: optional(
+    Config.integer("EVENT_BUFFER").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
+  )
 }).pipe(
   Config.nested("CONNTRACK"),
   Config.map((values) => {

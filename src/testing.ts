@@ -15,12 +15,13 @@ import { SystemError } from "@effect/platform/Error"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import type { EventType, Flow, Tuple } from "./Flow.js"
@@ -131,7 +132,8 @@ const encoder = new TextEncoder()
 const kindOf = (args: ReadonlyArray<string>): Spawned["kind"] =>
   args.includes("-L") ? "dump" : args.includes("-E") ? "events" : "other"
 
-interface Record {
+/** What the executor keeps of one process it started. */
+interface Tracked {
   spawned: Spawned
 }
 
@@ -142,11 +144,11 @@ const defaultRun = (kind: Spawned["kind"]): Run =>
 export const layer = (script: Script): Layer.Layer<CommandExecutor.CommandExecutor | ScriptedConntrack> =>
   Layer.effectContext(
     Effect.sync(() => {
-      const records: Array<Record> = []
+      const records: Array<Tracked> = []
       const started = { dump: 0, events: 0, other: 0 }
       let nextPid = 40_000
 
-      const start = (command: Command.Command): Effect.Effect<CommandExecutor.Process, SystemError, never> =>
+      const start = (command: Command.Command): Effect.Effect<CommandExecutor.Process, SystemError, Scope.Scope> =>
         Effect.gen(function* () {
           if (command._tag !== "StandardCommand") return yield* Effect.dieMessage("scripted: piped commands")
           const args = command.args
@@ -162,7 +164,7 @@ export const layer = (script: Script): Layer.Layer<CommandExecutor.CommandExecut
               description: `spawn ${command.command} ${run.spawnError === "NotFound" ? "ENOENT" : "EACCES"}`
             })
           }
-          const record: Record = {
+          const record: Tracked = {
             spawned: {
               command: command.command,
               args,
@@ -197,7 +199,7 @@ export const layer = (script: Script): Layer.Layer<CommandExecutor.CommandExecut
 
 type Ending = { readonly code: number } | { readonly signal: CommandExecutor.Signal }
 
-const fakeProcess = (run: Run, record: Record) =>
+const fakeProcess = (run: Run, record: Tracked) =>
   Effect.gen(function* () {
     const stdout = yield* Queue.unbounded<Option.Option<Uint8Array>>()
     const stderr = yield* Queue.unbounded<Option.Option<Uint8Array>>()
@@ -222,7 +224,8 @@ const fakeProcess = (run: Run, record: Record) =>
       if ("exit" in step) return end({ code: step.exit })
       return end({ signal: step.killedBy })
     }).pipe(Effect.zipRight(Effect.never))
-    const player = yield* Effect.forkDaemon(play)
+    // The player lives as long as the process's scope (the one `Command.start` runs in), like a real child's pipes.
+    const player = yield* Effect.forkScoped(play)
 
     const kill = (signal: CommandExecutor.Signal = "SIGTERM") =>
       Effect.gen(function* () {
@@ -270,6 +273,3 @@ const fakeProcess = (run: Run, record: Record) =>
     } as unknown as CommandExecutor.Process
     return proc
   })
-
-/** How long from the epoch the `TestClock` must advance for a scripted sleep (for readability in tests). */
-export const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))

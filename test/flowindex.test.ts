@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "effect/FastCheck"
 import * as HashMap from "effect/HashMap"
-import * as FlowIndex from "../src/FlowIndex.js"
+import * as FlowIndex from "../src/internal/FlowIndex.js"
 
 const contents = <V>(index: FlowIndex.FlowIndex<V>) => new Map(FlowIndex.compact(index).base)
 

@@ -40,7 +40,7 @@ const columns = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 }
 
 /** A table of flows; with `status`, a last column saying active or closed. */
-export const flowTable = (rows: ReadonlyArray<WalkedFlow>, status: boolean): string => {
+export const flowTable = (rows: ReadonlyArray<Pick<WalkedFlow, "active" | "flow">>, status: boolean): string => {
   const header = ["PROTO", "STATE", "ORIGINAL", "REPLY (NAT)", ...(status ? ["STATUS"] : [])]
   return columns([
     header,

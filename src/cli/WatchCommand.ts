@@ -4,8 +4,6 @@
 import * as Command from "@effect/cli/Command"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
-import * as Conntrack from "../Conntrack.js"
 import * as FlowWalker from "../FlowWalker.js"
 import * as KernelSupport from "../KernelSupport.js"
 import { resolve } from "../Options.js"
@@ -27,15 +25,17 @@ export const watchCommand = Command.make(
   (flags) =>
     Effect.gen(function* () {
       const options = yield* Flags.walkerOptions(flags)
-      // Fail fast on what a user can fix, instead of a walker that reports nothing or keeps retrying.
+      // Fail fast on what a user can fix, instead of a walker that reports nothing or keeps retrying: events off,
+      // then (from the walker's own first attempt) a missing conntrack or no privilege.
       yield* KernelSupport.check(resolve(options).procRoot)
-      yield* Stream.runDrain(Conntrack.dump(options))
       const walker = yield* FlowWalker.make(options)
+      const reader = yield* walker.reader
+      yield* walker.ready
       let walk = 0
       yield* Effect.forever(
         Effect.gen(function* () {
           yield* Effect.sleep(flags.interval)
-          const walked = yield* walker.walk
+          const walked = yield* reader.walk
           walk++
           if (flags.json) {
             if (walked.length > 0) yield* Console.log(walkJson(walk, walked))
