@@ -16,7 +16,7 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Flow } from "./Flow.js"
-import { FlowWalker } from "./FlowWalker.js"
+import { FlowWalker, type Reader } from "./FlowWalker.js"
 
 /** One closed connection. */
 export interface ClosedFlow {
@@ -49,14 +49,21 @@ export interface ClosedOptions {
 }
 
 /**
- * Every connection that closes from now on, once each, read every `interval` by a reader of its own. Deaths the
- * walker's bounded log dropped before this reader walked are logged as a warning with their count.
+ * Every connection that closes from when the stream starts, once each, read every `interval` by a reader of its own.
+ * Deaths the walker's bounded log dropped before this reader walked are logged as a warning with their count.
  */
 export const closed = (options: ClosedOptions = {}): Stream.Stream<ClosedFlow, never, FlowWalker> =>
   Stream.unwrapScoped(
+    Effect.map(
+      Effect.flatMap(FlowWalker, (walker) => walker.reader),
+      (r) => fromReader(r, options)
+    )
+  )
+
+/** The closed flows a given reader walks (it is this stream's alone: anything else walking it takes deaths away). */
+export const fromReader = (reader: Reader, options: ClosedOptions = {}): Stream.Stream<ClosedFlow> =>
+  Stream.unwrapScoped(
     Effect.gen(function* () {
-      const walker = yield* FlowWalker
-      const reader = yield* walker.reader
       const interval = Duration.decode(options.interval ?? "1 second")
       const stopped = yield* Deferred.make<void>()
       if (options.until !== undefined) {
@@ -114,7 +121,9 @@ export const write = (
 > =>
   Effect.gen(function* () {
     const stop = yield* Deferred.make<void>()
-    const records = closed({ ...options, until: Deferred.await(stop) }).pipe(Stream.map(toJson))
+    // The reader first: the log misses nothing that closes after `write` is called.
+    const reader = yield* Effect.flatMap(FlowWalker, (walker) => walker.reader)
+    const records = fromReader(reader, { ...options, until: Deferred.await(stop) }).pipe(Stream.map(toJson))
     let sink: (lines: ReadonlyArray<string>) => Effect.Effect<void, FlowLogFailed>
     let sync: Effect.Effect<void, FlowLogFailed> = Effect.void
     if (path === "-") {
