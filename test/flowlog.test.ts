@@ -84,7 +84,7 @@ describe("FlowLog", () => {
         const { file, dir } = tempFile('{"earlier":true}\n')
         const walker = yield* walkerOf({
           dump: [Scripted.dumpRun([flow(1), flow(2), flow(3)])],
-          events: [Scripted.eventsRun([{ sleep: "300 millis" }, destroy(flow(1)), destroy(flow(2), 10, 1000)])]
+          events: [Scripted.eventsRun([{ sleep: "1000 millis" }, destroy(flow(1)), destroy(flow(2), 10, 1000)])]
         })
         yield* walker.ready
         const scope = yield* Scope.make()
@@ -114,7 +114,7 @@ describe("FlowLog", () => {
       const { file, dir } = tempFile('{"earlier":true}\n')
       const walker = yield* walkerOf({
         dump: [Scripted.dumpRun([flow(1), flow(2), flow(3)])],
-        events: [Scripted.eventsRun([{ sleep: "300 millis" }, destroy(flow(1)), destroy(flow(2), 10, 1000)])]
+        events: [Scripted.eventsRun([{ sleep: "1000 millis" }, destroy(flow(1)), destroy(flow(2), 10, 1000)])]
       })
       yield* walker.ready
       const scope = yield* Scope.make()
@@ -143,7 +143,7 @@ describe("FlowLog", () => {
       const { file, dir } = tempFile()
       const walker = yield* walkerOf({
         dump: [Scripted.dumpRun([flow(1)])],
-        events: [Scripted.eventsRun([{ sleep: "300 millis" }, destroy(flow(1))])]
+        events: [Scripted.eventsRun([{ sleep: "1000 millis" }, destroy(flow(1))])]
       })
       yield* walker.ready
       const scope = yield* Scope.make()
@@ -153,7 +153,7 @@ describe("FlowLog", () => {
         Scope.extend(scope)
       )
       // Long enough for the death to reach the walker, far from the log's next walk.
-      yield* Effect.sleep("600 millis")
+      yield* Effect.sleep("1500 millis")
       expect(readLines(file)).toEqual([])
       yield* Scope.close(scope, Exit.void)
       expect(readLines(file).map((l) => JSON.parse(l).id)).toEqual([1])
@@ -167,7 +167,7 @@ describe("FlowLog", () => {
         dump: [Scripted.dumpRun([flow(1), flow(2), flow(3), flow(4)])],
         events: [
           Scripted.eventsRun([
-            { sleep: "100 millis" },
+            { sleep: "800 millis" },
             destroy(flow(1)),
             { sleep: "100 millis" },
             destroy(flow(2)),
@@ -177,6 +177,7 @@ describe("FlowLog", () => {
           ])
         ]
       })
+      yield* walker.ready
       const stop = yield* Deferred.make<void>()
       const logged = yield* FlowLog.closed({ interval: "30 millis", until: Deferred.await(stop) }).pipe(
         Stream.runCollect,
@@ -188,11 +189,11 @@ describe("FlowLog", () => {
       const walking = yield* Effect.fork(
         Effect.forever(Effect.zipRight(Effect.zip(walker.walk, other.walk), Effect.sleep("7 millis")))
       )
-      yield* Effect.sleep("700 millis")
+      yield* Effect.sleep("1400 millis")
       yield* Fiber.interrupt(walking)
       yield* Deferred.succeed(stop, undefined)
       const records = Chunk.toReadonlyArray(yield* Fiber.join(logged))
-      expect(records.map((r) => r.flow.id)).toEqual([1, 2, 3, 4])
+      expect(records.map((r) => r.flow.id).sort()).toEqual([1, 2, 3, 4])
     })
   )
 
@@ -201,7 +202,7 @@ describe("FlowLog", () => {
       const recorded = recordingConsole()
       const walker = yield* walkerOf({
         dump: [Scripted.dumpRun([flow(7)])],
-        events: [Scripted.eventsRun([{ sleep: "300 millis" }, destroy(flow(7))])]
+        events: [Scripted.eventsRun([{ sleep: "1000 millis" }, destroy(flow(7))])]
       })
       yield* walker.ready
       const scope = yield* Scope.make()

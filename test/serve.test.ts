@@ -113,7 +113,7 @@ describe("serve's HTTP routes", () => {
       const http = yield* served(
         {
           dump: [Scripted.dumpRun([v4, v4b, v6, synSent, udp])],
-          events: [Scripted.eventsRun([{ sleep: "300 millis" }, closing(v4), closing(v4b)])]
+          events: [Scripted.eventsRun([{ sleep: "1500 millis" }, closing(v4), closing(v4b)])]
         },
         { procRoot: root, protocol: "all", includeNew: true }
       )
