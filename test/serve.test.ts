@@ -298,3 +298,11 @@ describe("MetricsExport.layer", () => {
     })
   )
 })
+
+describe("README's Running on a fleet", () => {
+  it("shows examples/metrics.ts as it is (the example is type-checked with the tests)", () => {
+    const root = path.join(import.meta.dirname, "..")
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+    expect(readme).toContain(fs.readFileSync(path.join(root, "examples/metrics.ts"), "utf8").trim())
+  })
+})
