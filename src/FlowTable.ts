@@ -50,8 +50,10 @@ interface Tomb {
   readonly original: Tuple
   /** `[start=...]` of `-o ktimestamp`, when known: a different start is a different life. */
   readonly start: string | undefined
-  /** Missing from a dump: the kernel no longer had the entry, so the next NEW begins a new life. */
+  /** Missing from a dump, or destroyed: the kernel no longer has the entry, so the next NEW begins a new life. */
   readonly gone: boolean
+  /** This life was put on the log of deaths (a DESTROY of a connection never seen active is remembered unreported). */
+  readonly reported: boolean
   readonly seq: number
 }
 
@@ -299,8 +301,15 @@ const removeLive = (draft: Draft, id: number, old: Live) => {
   if (old.active) draft.active--
 }
 
-const remember = (draft: Draft, id: number, flow: Flow, start: string | undefined, gone: boolean): Tomb => {
-  const tomb: Tomb = { proto: flow.proto, original: flow.original, start, gone, seq: ++draft.seq }
+const remember = (
+  draft: Draft,
+  id: number,
+  flow: Flow,
+  start: string | undefined,
+  gone: boolean,
+  reported = true
+): Tomb => {
+  const tomb: Tomb = { proto: flow.proto, original: flow.original, start, gone, reported, seq: ++draft.seq }
   replaceIn(draft.tombs, id, undefined, tomb)
   draft.remembered++
   return tomb
@@ -322,7 +331,7 @@ const report = (draft: Draft, dead: WalkedFlow) => {
  * The connection's life ended: reported with how it last was while active (a pending one, never active, is not
  * reported), and remembered unless the kernel forgot it too (`gone`: it stays remembered as gone).
  */
-const end = (draft: Draft, id: number, live: Live, ending: "closed" | "gone", closed?: Flow): Tomb => {
+const endLife = (draft: Draft, id: number, live: Live, ending: "closed" | "gone", closed?: Flow): Tomb => {
   removeLive(draft, id, live)
   if (live.active) report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
   return remember(draft, id, live.flow, closed?.start ?? live.flow.start, ending === "gone")
@@ -339,7 +348,8 @@ const destroy = (draft: Draft, id: number, flow: Flow, live: Live | undefined, t
   }
   if (tomb !== undefined) forget(draft, id, tomb)
   if (draft.destroyed !== undefined) {
-    const gone = touch(draft, remember(draft, id, live?.flow ?? flow, tomb?.start ?? flow.start, true))
+    const reported = live?.active === true || (tomb?.reported ?? false)
+    const gone = touch(draft, remember(draft, id, live?.flow ?? flow, tomb?.start ?? flow.start, true, reported))
     draft.destroyed.push([id, gone])
   }
 }
@@ -367,7 +377,7 @@ const event = (draft: Draft, flow: Flow): void => {
     // Older than what we know of this life (a dump line read after it arrived first): it changes nothing.
     if (rank !== 0 && rank < stateRank(live.flow)) return
     if (isClosed(flow)) {
-      touch(draft, live.active ? (end(draft, id, live, "closed", flow) as Tomb) : closePending(draft, id, live, flow))
+      touch(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
       return
     }
     const active = live.active || flow.type !== "NEW" || draft.includeNew
@@ -403,6 +413,17 @@ const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb =>
   return unseen(draft, id, flow)
 }
 
+/** A connection destroyed in this resync's events before we knew it, shown alive or closed by an older dump line. */
+const reportLate = (draft: Draft, id: number, tomb: Tomb, flow: Flow) => {
+  forget(draft, id, tomb)
+  report(draft, { active: false, flow, firstSeen: draft.now, lastSeen: draft.now })
+  const again = show(draft, touch(draft, remember(draft, id, flow, tomb.start ?? flow.start, tomb.gone)))
+  if (tomb.gone) draft.destroyed?.push([id, again])
+}
+
+/** A dumped flow is active unless the kernel saw no reply yet (`[UNREPLIED]`): that is a NEW, seen in a dump. */
+const opens = (draft: Draft, flow: Flow) => flow.unreplied !== true || draft.includeNew
+
 /**
  * One dump line, during a resync. Everything in the table before the resync is older than the dump; events of this
  * resync may be older or newer (they arrive while the dump runs), and what they made wins over a line that would undo it.
@@ -417,7 +438,7 @@ const dumped = (draft: Draft, flow: Flow): void => {
   const touched = draft.touched as Set<Live | Tomb>
   if (live !== undefined) {
     if (isClosed(flow)) {
-      show(draft, live.active ? (end(draft, id, live, "closed", flow) as Tomb) : closePending(draft, id, live, flow))
+      show(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
       return
     }
     const rank = stateRank(flow)
@@ -431,15 +452,31 @@ const dumped = (draft: Draft, flow: Flow): void => {
       // Further on before the resync, earlier now: a new life whose start we did not hear of; the old one ended.
       removeLive(draft, id, live)
       report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
-      show(draft, setLive(draft, id, undefined, { active: true, flow, firstSeen: draft.now, lastSeen: draft.now }))
+      show(
+        draft,
+        setLive(draft, id, undefined, { active: opens(draft, flow), flow, firstSeen: draft.now, lastSeen: draft.now })
+      )
       return
     }
-    show(draft, setLive(draft, id, live, { active: true, flow, firstSeen: live.firstSeen, lastSeen: draft.now }))
+    show(
+      draft,
+      setLive(draft, id, live, {
+        active: live.active || opens(draft, flow),
+        flow,
+        firstSeen: live.firstSeen,
+        lastSeen: draft.now
+      })
+    )
     return
   }
   const tomb = findIn(draft.tombs.get(id), tombIs(flow))
   if (tomb !== undefined) {
     if (isClosed(flow)) {
+      // Nothing had reported it: its DESTROY came first, in this resync's events.
+      if (!tomb.reported && touched.has(tomb)) {
+        reportLate(draft, id, tomb, flow)
+        return
+      }
       // The same closed entry, unless its start time says it is another life.
       if (tomb.start !== undefined && flow.start !== undefined && tomb.start !== flow.start) {
         forget(draft, id, tomb)
@@ -449,9 +486,11 @@ const dumped = (draft: Draft, flow: Flow): void => {
       }
       return
     }
-    // It died in this resync's events: the line is older.
+    // It died in this resync's events: the line is older. If nothing had reported it (its DESTROY came first for a
+    // connection we did not know), the line shows it was open: it is reported dead now, once.
     if (touched.has(tomb)) {
-      show(draft, tomb)
+      if (!tomb.reported && opens(draft, flow)) reportLate(draft, id, tomb, flow)
+      else show(draft, tomb)
       return
     }
     // Reported dead before the resync and open now: a new life whose events we did not get.
@@ -461,7 +500,10 @@ const dumped = (draft: Draft, flow: Flow): void => {
     show(draft, unseen(draft, id, flow))
     return
   }
-  show(draft, setLive(draft, id, undefined, { active: true, flow, firstSeen: draft.now, lastSeen: draft.now }))
+  show(
+    draft,
+    setLive(draft, id, undefined, { active: opens(draft, flow), flow, firstSeen: draft.now, lastSeen: draft.now })
+  )
 }
 
 /** Options of one fold of events. */
@@ -500,9 +542,14 @@ export interface Resync {
    * The table after the dump, built on `current` (the table as it is now: it may differ from the one the resync began
    * with only by walks and readers). Active connections neither the dump nor this resync's events showed died while
    * we were not listening: they are reported dead once. Remembered dead ones the dump no longer shows are forgotten.
-   * Undefined when called a second time.
+   * Undefined once the resync is over.
    */
   readonly done: (current: FlowTable, now?: number) => Folded | undefined
+  /**
+   * Ends a resync whose dump did not finish (its conntrack failed): what the dump and the events showed is kept, but
+   * nothing is taken as gone, since the dump did not see everything. Undefined once the resync is over.
+   */
+  readonly abort: (current: FlowTable, now?: number) => Folded | undefined
 }
 
 /** Starts replacing what the table believes with a fresh dump (see `Resync`). */
@@ -517,42 +564,43 @@ export const beginResync = (current: FlowTable, options: { readonly now?: number
     for (const flow of flows) fold(draft, flow)
     return true
   }
+  const end = (current: FlowTable, now: number | undefined, complete: boolean): Folded => {
+    open = false
+    if (now !== undefined) draft.now = now
+    const shown = draft.shown as Set<Live | Tomb>
+    const touched = draft.touched as Set<Live | Tomb>
+    const kept = (a: Live | Tomb) => !complete || shown.has(a) || touched.has(a)
+    const gone: Array<[number, Live]> = []
+    const stale: Array<[number, Tomb]> = []
+    draft.live.forEach((slot, id) => {
+      if (!Array.isArray(slot)) {
+        if (!kept(slot as Live)) gone.push([id, slot as Live])
+      } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
+    })
+    draft.tombs.forEach((slot, id) => {
+      if (!Array.isArray(slot)) {
+        if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
+      } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
+    })
+    // Destroyed while the dump ran: with the dump over, nothing older can arrive.
+    for (const [id, tomb] of draft.destroyed ?? []) {
+      if (kept(tomb) && findIn(draft.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])
+    }
+    for (const [id, tomb] of stale) forget(draft, id, tomb)
+    for (const [id, live] of gone) {
+      // Gone from the kernel: an active one died while we were not listening; a NEW-only one is dropped.
+      if (live.active) endLife(draft, id, live, "gone")
+      else removeLive(draft, id, live)
+    }
+    shown.clear()
+    touched.clear()
+    return folded(repr(current), draft)
+  }
   return {
     addDump: add(dumped),
     addEvents: add(event),
-    done: (current, now) => {
-      if (!open) return undefined
-      open = false
-      if (now !== undefined) draft.now = now
-      const shown = draft.shown as Set<Live | Tomb>
-      const touched = draft.touched as Set<Live | Tomb>
-      const kept = (a: Live | Tomb) => shown.has(a) || touched.has(a)
-      const gone: Array<[number, Live]> = []
-      const stale: Array<[number, Tomb]> = []
-      draft.live.forEach((slot, id) => {
-        if (!Array.isArray(slot)) {
-          if (!kept(slot as Live)) gone.push([id, slot as Live])
-        } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
-      })
-      draft.tombs.forEach((slot, id) => {
-        if (!Array.isArray(slot)) {
-          if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
-        } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
-      })
-      // Destroyed while the dump ran, and not shown by it: nothing can show them again.
-      for (const [id, tomb] of draft.destroyed ?? []) {
-        if (!shown.has(tomb) && findIn(draft.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])
-      }
-      for (const [id, tomb] of stale) forget(draft, id, tomb)
-      for (const [id, live] of gone) {
-        // Gone from the kernel: an active one died while we were not listening; a NEW-only one is dropped.
-        if (live.active) end(draft, id, live, "gone")
-        else removeLive(draft, id, live)
-      }
-      shown.clear()
-      touched.clear()
-      return folded(repr(current), draft)
-    }
+    done: (current, now) => (open ? end(current, now, true) : undefined),
+    abort: (current, now) => (open ? end(current, now, false) : undefined)
   }
 }
 

@@ -141,20 +141,26 @@ const restartLogger = Effect.map(
     })
 )
 
-/** The kernel's bound on its table (`nf_conntrack_max`), when the file can be read. */
+/**
+ * The kernel's bound on its table (`nf_conntrack_max`), when the file can be read. Only a regular file is read (as
+ * under /proc): anything else under a hostile proc root (a FIFO) would block.
+ */
 const tableLimit = (procRoot: string): Effect.Effect<Option.Option<number>> =>
   Effect.serviceOption(FileSystem.FileSystem).pipe(
     Effect.flatMap(
       Option.match({
         onNone: () => Effect.succeedNone,
-        onSome: (fs) =>
-          fs.readFileString(`${procRoot.replace(/\/+$/, "")}/sys/net/netfilter/nf_conntrack_max`).pipe(
+        onSome: (fs) => {
+          const path = `${procRoot.replace(/\/+$/, "")}/sys/net/netfilter/nf_conntrack_max`
+          return fs.stat(path).pipe(
+            Effect.flatMap((info) =>
+              info.type === "File" ? fs.readFileString(path) : Effect.succeed<string>("not a regular file")
+            ),
             Effect.map((s) => Number.parseInt(s.trim(), 10)),
             Effect.map((n) => (Number.isSafeInteger(n) && n > 0 ? Option.some(n) : Option.none())),
-            Effect.timeoutOption("1 second"),
-            Effect.map(Option.flatten),
-            Effect.orElseSucceed(() => Option.none())
+            Effect.orElseSucceed(() => Option.none<number>())
           )
+        }
       })
     )
   )
@@ -198,6 +204,9 @@ const countEvents = (flows: Chunk.Chunk<Flow>) => {
     { discard: true }
   )
 }
+
+const aborted = (resync: FlowTable.Resync, t: FlowTable.FlowTable, now: number): FlowTable.Folded =>
+  resync.abort(t, now) ?? { table: t, changes: [], opened: new Map(), closed: new Map() }
 
 interface Numbered {
   readonly seq: number
@@ -307,8 +316,16 @@ export const make = (
                 else yield* fold((t, changes) => FlowTable.applyAll(t, arrival.flows, { now, changes }))
             }
           })
-        // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
-        yield* Stream.merge(dumpSide, eventSide).pipe(Stream.runForEach(arrive))
+        // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start). A session
+        // that fails while dumping keeps what its dump and events showed, and takes nothing as gone.
+        yield* Stream.merge(dumpSide, eventSide).pipe(
+          Stream.runForEach(arrive),
+          Effect.onError(() =>
+            syncing
+              ? Effect.flatMap(Clock.currentTimeMillis, (now) => fold((t) => aborted(resync, t, now)))
+              : Effect.void
+          )
+        )
       })
     )
 

@@ -4,6 +4,7 @@ import * as path from "node:path"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -12,6 +13,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Conntrack from "../src/Conntrack.js"
@@ -179,12 +181,13 @@ describe("FlowWalker with a scripted conntrack", () => {
     withWalker(
       {
         dump: [Scripted.dumpRun([established(1)]), Scripted.dumpRun([established(1)])],
-        events: [Scripted.eventsRun([{ killedBy: "SIGKILL" }]), Scripted.eventsRun()]
+        events: [Scripted.eventsRun([{ sleep: "500 millis" }, { killedBy: "SIGKILL" }]), Scripted.eventsRun()]
       },
       {},
       (walker) =>
         Effect.gen(function* () {
           expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+          yield* TestClock.adjust("500 millis")
           yield* TestClock.adjust("1 second")
           expect((yield* spawnedKinds).length).toBe(4)
           expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
@@ -479,4 +482,269 @@ describe("FlowWalker.layer: kernel support", () => {
       })
     )
   }
+})
+
+describe("FlowWalker under load (correct-under-load issue)", () => {
+  it.effect("a slow dump and a queued life: the connection dies once, never comes back (stale events lose)", () => {
+    // The dump takes 0.8 s and shows the connection in TIME_WAIT; meanwhile the event stream prints its whole life,
+    // tens of thousands of unrelated lines, then its TIME_WAIT.
+    const life = ["SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK"].map((s) => update(1, s))
+    const unrelated = Array.from({ length: 20_000 }, (_, k) => update(100 + k, "ESTABLISHED", 1000 + (k % 60000)))
+    return withWalker(
+      {
+        dump: [
+          {
+            steps: [
+              { sleep: "800 millis" },
+              ...(Scripted.dumpRun([Scripted.tcpFlow({ id: 1, sport: 40001, dport: 80, state: "TIME_WAIT" })]).steps ??
+                [])
+            ]
+          }
+        ],
+        events: [
+          Scripted.eventsRun([
+            ...life,
+            { stdout: unrelated.map((f) => Scripted.formatEventLine(f)) },
+            { sleep: "1 second" },
+            update(1, "TIME_WAIT")
+          ])
+        ]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          const changes = yield* walker.changes.pipe(
+            Stream.filter((c) => c.flow.id === 1),
+            Stream.runCollect,
+            Effect.fork
+          )
+          const seen: Array<string> = []
+          for (let k = 0; k < 6; k++) {
+            for (const w of yield* walker.walk) if (w.flow.id === 1) seen.push(w.active ? "active" : "dead")
+            yield* TestClock.adjust("400 millis")
+          }
+          expect(seen).toStrictEqual(["dead"])
+          yield* Fiber.interrupt(changes)
+          const tags = Chunk.toReadonlyArray(yield* Fiber.join(changes).pipe(Effect.orElseSucceed(() => Chunk.empty())))
+          expect(tags.map((c) => c._tag).filter((t) => t === "Died").length).toBeLessThanOrEqual(1)
+        })
+    )
+  })
+
+  it.effect("each reader sees every death exactly once", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([established(1), established(2)])],
+        events: [
+          Scripted.eventsRun([{ sleep: "1 second" }, update(1, "CLOSE"), { sleep: "1 second" }, update(2, "CLOSE")])
+        ]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const dashboard = yield* Scope.extend(walker.reader, scope)
+          const audit = yield* Scope.extend(walker.reader, scope)
+          const deaths = { own: [] as Array<number>, dashboard: [] as Array<number>, audit: [] as Array<number> }
+          const collect = (into: Array<number>, walked: ReadonlyArray<WalkedFlow>) => {
+            for (const w of walked) if (!w.active) into.push(w.flow.id as number)
+          }
+          yield* TestClock.adjust("1 second")
+          collect(deaths.dashboard, yield* dashboard.walk)
+          collect(deaths.own, yield* walker.walk)
+          yield* TestClock.adjust("1 second")
+          collect(deaths.dashboard, yield* dashboard.walk)
+          collect(deaths.audit, yield* audit.walk)
+          collect(deaths.own, yield* walker.walk)
+          collect(deaths.audit, yield* audit.walk)
+          expect(deaths).toStrictEqual({ own: [1, 2], dashboard: [1, 2], audit: [1, 2] })
+          expect(yield* dashboard.dropped).toBe(0)
+        })
+    )
+  )
+
+  it.effect("a reader that falls behind the log's bound is told how many deaths it missed, and they are counted", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([1, 2, 3, 4, 5].map((id) => established(id)))],
+        events: [Scripted.eventsRun([{ sleep: "1 second" }, ...[1, 2, 3, 4, 5].map((id) => update(id, "CLOSE"))])]
+      },
+      { maxDead: 2 },
+      (walker) =>
+        Effect.gen(function* () {
+          const before = (yield* Metric.value(Metrics.deadDropped)).count
+          const slow = yield* Scope.extend(walker.reader, yield* Scope.make())
+          yield* TestClock.adjust("1 second")
+          expect(report(yield* slow.walk)).toStrictEqual(["4:dead", "5:dead"])
+          expect(yield* slow.dropped).toBe(3)
+          expect((yield* Metric.value(Metrics.deadDropped)).count - before).toBe(3)
+        })
+    )
+  )
+
+  it.effect("a subscriber that joins while the dump runs gets the table, then the whole resync", () =>
+    withWalker(
+      {
+        dump: [
+          Scripted.dumpRun([established(1)]),
+          { steps: [{ sleep: "2 seconds" }, ...(Scripted.dumpRun([established(2)]).steps ?? [])] }
+        ],
+        events: [Scripted.eventsRun([{ sleep: "1 second" }, { killedBy: "SIGKILL" }]), Scripted.eventsRun()]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          yield* TestClock.adjust("2 seconds") // killed at 1 s, restarted at 2 s: the second dump runs until 4 s
+          const changes = yield* walker.changes.pipe(Stream.take(3), Stream.runCollect, Effect.fork)
+          yield* TestClock.adjust("3 seconds")
+          const got = Chunk.toReadonlyArray(yield* Fiber.join(changes)).map((c) => `${c._tag}:${c.flow.id}`)
+          expect(got[0]).toBe("Upserted:1")
+          expect(got.slice(1).sort()).toStrictEqual(["Died:1", "Upserted:2"])
+        })
+    )
+  )
+
+  it.effect("a subscriber that falls behind loses the oldest changes, counted", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([])],
+        events: [
+          Scripted.eventsRun([{ sleep: "1 second" }, ...[1, 2, 3, 4, 5, 6].map((id) => update(id, "ESTABLISHED"))])
+        ]
+      },
+      { changesBuffer: 2 },
+      (walker) =>
+        Effect.gen(function* () {
+          const before = (yield* Metric.value(Metrics.changesDropped)).count
+          // A subscriber busy for a second with each change: the six changes of one fold overflow its buffer of 2. It
+          // was waiting, so it gets the first; the buffer keeps the newest two; the three between are lost.
+          const slow = yield* walker.changes.pipe(
+            Stream.tap(() => Effect.sleep("1 second")),
+            Stream.take(3),
+            Stream.runCollect,
+            Effect.fork
+          )
+          for (let k = 0; k < 4; k++) yield* TestClock.adjust("1 second")
+          const got = Chunk.toReadonlyArray(yield* Fiber.join(slow)).map((c) => `${c._tag}:${c.flow.id}`)
+          expect(got).toStrictEqual(["Upserted:1", "Upserted:5", "Upserted:6"])
+          expect((yield* Metric.value(Metrics.changesDropped)).count - before).toBe(3)
+        })
+    )
+  )
+
+  it.effect("ready fails with the error a user must fix: conntrack missing", () =>
+    withWalker({ events: [{ spawnError: "NotFound" }] }, { dieWithParent: false }, (walker) =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(walker.ready)
+        expect(error._tag).toBe("ConntrackNotFound")
+        expect((yield* walker.status).failures).toBe(1)
+      })
+    )
+  )
+
+  it.effect("a conntrack -E that fails before it listens is no reason to dump", () =>
+    withWalker({ events: [{ steps: [{ stderr: "conntrack: bad option" }, { exit: 2 }] }] }, {}, () =>
+      Effect.gen(function* () {
+        expect(yield* spawnedKinds).toStrictEqual(["events"])
+      })
+    )
+  )
+
+  it.effect("status: not ready before the dump, synced after it, failing while restarting", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([established(1)])],
+        events: [Scripted.eventsRun([{ sleep: "1 second" }, { exit: 1 }]), Scripted.eventsRun([{ exit: 1 }])]
+      },
+      {},
+      (walker) =>
+        Effect.gen(function* () {
+          expect(yield* walker.status).toStrictEqual({ ready: true, synced: true, failures: 0 })
+          yield* TestClock.adjust("1 second")
+          expect(yield* walker.status).toStrictEqual({ ready: true, synced: false, failures: 1 })
+          yield* TestClock.adjust("1 second")
+          expect((yield* walker.status).failures).toBe(2)
+        })
+    )
+  )
+
+  it.effect("counts events by type, and connections opened and closed by family and protocol", () =>
+    withWalker(
+      { events: [Scripted.eventsRun([{ sleep: "1 second" }, update(1, "ESTABLISHED"), update(1, "CLOSE")])] },
+      {},
+      () =>
+        Effect.gen(function* () {
+          const tagged = (m: typeof Metrics.flowsOpened) =>
+            m.pipe(Metric.tagged("family", "ipv4"), Metric.tagged("proto", "tcp"))
+          const value = (m: typeof Metrics.flowsOpened) => Effect.map(Metric.value(m), (s) => s.count)
+          const before = [
+            yield* value(Metric.tagged(Metrics.events, "type", "UPDATE")),
+            yield* value(Metric.tagged(Metrics.events, "type", "DESTROY")),
+            yield* value(tagged(Metrics.flowsOpened)),
+            yield* value(tagged(Metrics.flowsClosed))
+          ]
+          yield* TestClock.adjust("1 second")
+          const after = [
+            yield* value(Metric.tagged(Metrics.events, "type", "UPDATE")),
+            yield* value(Metric.tagged(Metrics.events, "type", "DESTROY")),
+            yield* value(tagged(Metrics.flowsOpened)),
+            yield* value(tagged(Metrics.flowsClosed))
+          ]
+          expect(after.map((a, k) => a - (before[k] as number))).toStrictEqual([1, 1, 1, 1])
+        })
+    )
+  )
+})
+
+describe("stopping a child", () => {
+  const process = (kill: (signal: string) => Effect.Effect<void, Error>, running: () => boolean) =>
+    ({ pid: 7, isRunning: Effect.sync(running), kill }) as unknown as Parameters<typeof Conntrack.stop>[0]
+
+  it.effect("a SIGTERM that fails because the child just ended is no failure (no false warning)", () => {
+    const { logs, layer } = recordLogs()
+    let alive = true
+    const proc = process(
+      () =>
+        Effect.suspend(() => {
+          alive = false
+          return Effect.fail(new Error("kill ESRCH"))
+        }),
+      () => alive
+    )
+    return Effect.gen(function* () {
+      yield* Conntrack.stop(proc, "conntrack -E", Duration.seconds(2))
+      expect(logs.filter((l) => l.level !== "DEBUG")).toStrictEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("the wait after SIGKILL is bounded too", () => {
+    const { logs, layer } = recordLogs()
+    const signals: Array<string> = []
+    const proc = process(
+      (signal) =>
+        Effect.zipRight(
+          Effect.sync(() => signals.push(signal)),
+          Effect.never
+        ),
+      () => true
+    )
+    return Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -E", Duration.seconds(2)))
+      yield* TestClock.adjust("4 seconds")
+      yield* Fiber.join(fiber)
+      expect(signals).toStrictEqual(["SIGTERM", "SIGKILL"])
+      expect(logs.map((l) => l.level)).toStrictEqual(["WARN", "ERROR"])
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("the scripted conntrack", () => {
+  it.effect("a scripted process's player ends with its scope (twenty dumps leave no fiber behind)", () =>
+    Effect.gen(function* () {
+      const before = (yield* Fiber.roots).length
+      for (let k = 0; k < 20; k++) yield* Stream.runDrain(Conntrack.dump({ dieWithParent: false }))
+      yield* Effect.yieldNow()
+      expect((yield* Fiber.roots).length - before).toBe(0)
+    }).pipe(Effect.provide(Scripted.layer({ dump: [Scripted.dumpRun([established(1)])] })))
+  )
 })
