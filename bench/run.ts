@@ -9,6 +9,7 @@ import { captureBenchmark } from "./capture.js"
 import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
 import { scaleBenchmark } from "./scale.js"
+import { scrapeBenchmark } from "./scrape.js"
 import type { Row } from "./stats.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
@@ -23,6 +24,7 @@ const rows: Array<Row> = []
 if (wanted("parser")) rows.push(...(await parserBenchmark(lines, runs)))
 if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
+if (wanted("scrape")) rows.push(...(await scrapeBenchmark(Math.min(runs, 3))))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
 
