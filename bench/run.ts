@@ -8,6 +8,7 @@ import { unavailable } from "../test/kernel/netns.js"
 import { captureBenchmark } from "./capture.js"
 import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
+import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
 import { scrapeBenchmark } from "./scrape.js"
 import type { Row } from "./stats.js"
@@ -23,6 +24,7 @@ const kernel = why === undefined
 const rows: Array<Row> = []
 if (wanted("parser")) rows.push(...(await parserBenchmark(lines, runs)))
 if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
+if (wanted("remembered")) rows.push(...(await rememberedBenchmark(runs)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
 if (wanted("scrape")) rows.push(...(await scrapeBenchmark(Math.min(runs, 3))))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).

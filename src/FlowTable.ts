@@ -636,30 +636,27 @@ export interface Walk {
 /** A walk by one reader (see `addReader`); an unknown reader sees the active connections only. */
 export const walk = (table: FlowTable, reader: number): Walk => {
   const t = repr(table)
-  const live = FlowIndex.compact(t.live)
   const walked: Array<WalkedFlow> = []
-  forEachLive(live, (l) => {
+  forEachLive(t.live, (l) => {
     if (l.active) walked.push(l)
   })
   const cursor = HashMap.get(t.readers, reader)
   const end = t.logStart + t.log.length
-  if (cursor._tag === "None") return { walked, dropped: 0, table: live === t.live ? t : build({ ...t, live }) }
+  if (cursor._tag === "None") return { walked, dropped: 0, table: t }
   const from = Math.max(cursor.value, t.logStart)
   if (from < end) for (const dead of Chunk.drop(t.log, from - t.logStart)) walked.push(dead)
   return {
     walked,
     dropped: from - cursor.value,
-    table: build(trimLog({ ...t, live, readers: HashMap.set(t.readers, reader, end) }))
+    table: build(trimLog({ ...t, readers: HashMap.set(t.readers, reader, end) }))
   }
 }
 
-const forEachLive = (index: FlowIndex.FlowIndex<Slot<Live>>, f: (l: Live) => void) => {
-  const each = (slot: Slot<Live>) => {
+const forEachLive = (index: FlowIndex.FlowIndex<Slot<Live>>, f: (l: Live) => void) =>
+  FlowIndex.forEach(index, (slot) => {
     if (!Array.isArray(slot)) f(slot as Live)
     else for (const l of slot as ReadonlyArray<Live>) f(l)
-  }
-  FlowIndex.compact(index).base.forEach(each)
-}
+  })
 
 /** The active connections, consuming nothing. */
 export const active = (table: FlowTable): ReadonlyArray<WalkedFlow> => {

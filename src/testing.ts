@@ -43,7 +43,7 @@ export type Step =
 export interface Run {
   readonly steps?: ReadonlyArray<Step>
   /** Fail to start, as when the binary is missing or not executable. */
-  readonly spawnError?: "NotFound" | "PermissionDenied"
+  readonly spawnError?: "NotFound" | "PermissionDenied" | "Unknown"
   /** Keep running on SIGTERM (only SIGKILL stops it). */
   readonly ignoreSigterm?: boolean
 }
@@ -161,7 +161,9 @@ export const layer = (script: Script): Layer.Layer<CommandExecutor.CommandExecut
               reason: run.spawnError,
               module: "Command",
               method: "spawn",
-              description: `spawn ${command.command} ${run.spawnError === "NotFound" ? "ENOENT" : "EACCES"}`
+              description: `spawn ${command.command} ${
+                run.spawnError === "NotFound" ? "ENOENT" : run.spawnError === "PermissionDenied" ? "EACCES" : "EMFILE"
+              }`
             })
           }
           const record: Tracked = {

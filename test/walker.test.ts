@@ -696,6 +696,16 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
   )
 })
 
+describe("messages", () => {
+  it.effect("a spawn failure other than a missing binary or privilege says it could not be started", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Stream.runDrain(Conntrack.dump({ dieWithParent: false })))
+      expect(error.message).toMatch(/^conntrack -L -o id -p tcp could not be started: .*EMFILE/)
+      expect(error.message).not.toMatch(/undefined/)
+    }).pipe(Effect.provide(Scripted.layer({ dump: [{ spawnError: "Unknown" }] })))
+  )
+})
+
 describe("stopping a child", () => {
   const process = (kill: (signal: string) => Effect.Effect<void, Error>, running: () => boolean) =>
     ({ pid: 7, isRunning: Effect.sync(running), kill }) as unknown as Parameters<typeof Conntrack.stop>[0]

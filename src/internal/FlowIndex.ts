@@ -36,6 +36,20 @@ const flatten = <V>(index: FlowIndex<V>): Map<number, V> => {
   return map
 }
 
+/** Calls `f` on every entry, without copying (the base's entries the overlay does not change, then the overlay's). */
+export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => void): void => {
+  if (HashMap.size(index.overlay) === 0) {
+    index.base.forEach(f)
+    return
+  }
+  index.base.forEach((value, key) => {
+    if (!HashMap.has(index.overlay, key)) f(value, key)
+  })
+  HashMap.forEach(index.overlay, (value, key) => {
+    if (value !== null) f(value, key)
+  })
+}
+
 /** The same entries with an empty overlay (iteration is then native speed). */
 export const compact = <V>(index: FlowIndex<V>): FlowIndex<V> =>
   HashMap.size(index.overlay) === 0 ? index : { base: flatten(index), overlay: HashMap.empty(), size: index.size }

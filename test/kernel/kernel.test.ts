@@ -238,6 +238,43 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
     await waitFor("no conntrack in the namespace", () => conntrackPids(ns).length === 0, 5000)
   })
 
+  it("run as an unprivileged user with only CAP_NET_ADMIN (ambient), it works and leaves no conntrack when SIGKILLed", async () => {
+    // The set-up the README recommends for a daemon (systemd's AmbientCapabilities does the same). File capabilities on
+    // conntrack (setcap) would clear the parent-death signal at exec: measured, the child then outlives us.
+    const ns = make()
+    await serve(ns, "127.0.0.1:9101")
+    const proc = ns.spawn([
+      "setpriv",
+      "--reuid=nobody",
+      "--regid=nogroup",
+      "--clear-groups",
+      "--inh-caps=+net_admin",
+      "--ambient-caps=+net_admin",
+      "--",
+      "node",
+      bin,
+      "--log-level",
+      "debug",
+      "watch",
+      "--json",
+      "--interval",
+      "200 millis"
+    ])
+    const out = lines(proc.stdout)
+    const err = lines(proc.stderr)
+    await waitFor("walker sync", () => err.some((l) => l.includes("conntrack walker synced")))
+    const c = await hold(ns, "127.0.0.1", 9101)
+    await waitFor("the connection, seen without root", () =>
+      out.some((l) => l.includes(`"sport":${c.port},"dport":9101`) && l.includes('"active":true'))
+    )
+    const [pid] = ns.pids(/dist\/bin\.js/)
+    expect(conntrackPids(ns).length).toBe(1)
+    process.kill(pid as number, "SIGKILL")
+    await exited(proc)
+    await waitFor("no conntrack in the namespace", () => conntrackPids(ns).length === 0, 5000)
+    await c.close()
+  })
+
   it("with events off in the namespace: the layer picks the no-op walker and says why; watch refuses", async () => {
     const ns = make({ events: false })
     const p = ns.spawn(["node", path.join(import.meta.dirname, "layer-child.mjs")])
