@@ -10,6 +10,7 @@ import { eventsBenchmark } from "./events.js"
 import { parserBenchmark } from "./parser.js"
 import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
+import { scrapeBenchmark } from "./scrape.js"
 import { soakBenchmark } from "./soak.js"
 import type { Row } from "./stats.js"
 
@@ -26,6 +27,7 @@ if (wanted("parser")) rows.push(...(await parserBenchmark(lines, runs)))
 if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
 if (wanted("remembered")) rows.push(...(await rememberedBenchmark(runs)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
+if (wanted("scrape")) rows.push(...(await scrapeBenchmark(Math.min(runs, 3))))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
 // Ten minutes of churn: only when asked for (BENCH_ONLY=soak, or BENCH_SOAK=1 with the others).

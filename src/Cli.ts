@@ -8,12 +8,13 @@ import { dumpCommand } from "./cli/DumpCommand.js"
 import { ConntrackArgs } from "./cli/Input.js"
 import { parseCommand } from "./cli/ParseCommand.js"
 import { reportFailure } from "./cli/Report.js"
+import { serveCommand } from "./cli/ServeCommand.js"
 import { watchCommand } from "./cli/WatchCommand.js"
 import * as LogLimit from "./LogLimit.js"
 
 export const command = Command.make("effect-conntrack").pipe(
   Command.withDescription("A live table of the kernel's tracked connections (netfilter conntrack)."),
-  Command.withSubcommands([watchCommand, dumpCommand, parseCommand])
+  Command.withSubcommands([watchCommand, dumpCommand, parseCommand, serveCommand])
 )
 
 const cli = Command.run(command, { name: "effect-conntrack", version: "0.1.0" })

@@ -2,36 +2,50 @@
  * The walker's metrics (Effect `Metric`s; they are process-global, as Effect metrics are).
  *
  * Labels come only from small fixed sets (event type, family, protocol, state, restart cause): never an address, a
- * port or an id, since a metric registry keeps every label combination forever. Counters are named without `_total`;
- * Prometheus exporters add it.
+ * port or an id, since a metric registry keeps every label combination forever. Counters are named without `_total`
+ * and are `incremental` (only count up): OpenTelemetry exports them as monotonic sums, which Prometheus exporters
+ * name with `_total`; a non-incremental counter would be exported as a gauge.
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 
 /** conntrack event lines folded into the table, tagged with `type` (NEW, UPDATE, DESTROY). */
-export const events = Metric.counter("conntrack_events", { description: "conntrack events folded, by type" })
+export const events = Metric.counter("conntrack_events", {
+  incremental: true,
+  description: "conntrack events folded, by type"
+})
 /** Connections first seen active, tagged with `family` and `proto`. */
 export const flowsOpened = Metric.counter("conntrack_flows_opened", {
+  incremental: true,
   description: "connections first seen active, by family and protocol"
 })
 /** Connections reported dead, tagged with `family` and `proto`. */
 export const flowsClosed = Metric.counter("conntrack_flows_closed", {
+  incremental: true,
   description: "connections reported dead (closed), by family and protocol"
 })
 /** Flows currently active in the table. */
 export const flowsActive = Metric.gauge("conntrack_flows_active", { description: "active flows in the table" })
 /** Dead flows a reader missed because the log of deaths had dropped them before it walked. */
 export const deadDropped = Metric.counter("conntrack_dead_flows_dropped", {
+  incremental: true,
   description: "dead flows dropped before a reader walked them (log of deaths full)"
 })
 /** conntrack output lines that were not flows. */
 export const parseErrors = Metric.counter("conntrack_parse_errors", {
+  incremental: true,
   description: "conntrack lines that failed to parse"
 })
 /** Restarts of the conntrack processes, tagged with `cause`. */
-export const restarts = Metric.counter("conntrack_restarts", { description: "restarts of conntrack, by cause" })
+export const restarts = Metric.counter("conntrack_restarts", {
+  incremental: true,
+  description: "restarts of conntrack, by cause"
+})
 /** ENOBUFS warnings seen on conntrack's stderr. */
-export const overflows = Metric.counter("conntrack_overflows", { description: "ENOBUFS event overflows" })
+export const overflows = Metric.counter("conntrack_overflows", {
+  incremental: true,
+  description: "ENOBUFS event overflows"
+})
 /** 1 while the walker's table holds a complete dump and it is folding events; 0 before and while it restarts. */
 export const walkerReady = Metric.gauge("conntrack_walker_ready", {
   description: "1 once the walker's table holds a full dump and events are folded, 0 before and while it restarts"
@@ -44,6 +58,7 @@ export const resyncDuration = Metric.histogram(
 )
 /** Changes a `changes` subscriber missed because it fell too far behind. */
 export const changesDropped = Metric.counter("conntrack_changes_dropped", {
+  incremental: true,
   description: "table changes a slow subscriber missed (its buffer was full)"
 })
 /** 1 while the kernel sends conntrack events (`nf_conntrack_events` reads 1 or 2), 0 when they are off. */
@@ -52,5 +67,21 @@ export const eventsEnabled = Metric.gauge("conntrack_events_enabled", {
 })
 /** Log lines held back by the rate limit (repeats of a message within a minute, or past the kinds it logs). */
 export const logLinesSuppressed = Metric.counter("conntrack_log_lines_suppressed", {
+  incremental: true,
   description: "log lines held back by the rate limit (each kind of message is logged once a minute, then summarised)"
+})
+
+// Scrape-time series: `MetricsExport` sets them from the walker and the kernel each time metrics are collected.
+
+/** Active flows in the walker's table, tagged with `family`, `proto` and `state` (empty for protocols without one). */
+export const flows = Metric.gauge("conntrack_flows", {
+  description: "active flows in the walker's table, by family, protocol and state (set at scrape)"
+})
+/** The kernel's `nf_conntrack_count`: entries in this network namespace's conntrack table. */
+export const tableEntries = Metric.gauge("conntrack_table_entries", {
+  description: "entries in the kernel's conntrack table (nf_conntrack_count, read at scrape)"
+})
+/** The kernel's `nf_conntrack_max`: the most entries the conntrack table holds. */
+export const tableLimit = Metric.gauge("conntrack_table_limit", {
+  description: "size limit of the kernel's conntrack table (nf_conntrack_max, read at scrape)"
 })

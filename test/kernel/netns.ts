@@ -50,8 +50,8 @@ export interface Namespace {
   readonly close: () => void
 }
 
-export const namespace = (options: { dnat?: boolean; events?: boolean } = {}): Namespace => {
-  const name = `ect-test-${process.pid}-${count++}`
+export const namespace = (options: { dnat?: boolean; events?: boolean; prefix?: string } = {}): Namespace => {
+  const name = `${options.prefix ?? "ect-test"}-${process.pid}-${count++}`
   sh(["ip", "netns", "add", name])
   const run = (args: ReadonlyArray<string>, input?: string) => sh(["ip", "netns", "exec", name, ...args], input)
   try {
