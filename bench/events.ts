@@ -4,6 +4,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Metric from "effect/Metric"
 import * as Metrics from "../src/Metrics.js"
 import { burst, type Namespace, namespace, serve, waitFor } from "../test/kernel/netns.js"
 import { writeLifecycleCorpus } from "./corpus.js"
@@ -44,13 +45,19 @@ const pipeFloor = (corpus: string, count: number) =>
 
 /** Events folded per second by the live walker, and CPU seconds it spent. */
 const walkerRun = async (fake: string, count: number) => {
-  const folded = counter(Metrics.events)
+  // The walker counts events by type.
+  const eventsFolded = () =>
+    (["NEW", "UPDATE", "DESTROY"] as const).reduce(
+      (n, type) => n + counter(Metric.tagged(Metrics.events, "type", type)),
+      0
+    )
+  const folded = eventsFolded()
   const errors = counter(Metrics.parseErrors)
   const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   const walker = await startWalker({ binary: fake })
   try {
-    await waitFor("the events folded", () => counter(Metrics.events) - folded >= count, 600_000)
+    await waitFor("the events folded", () => eventsFolded() - folded >= count, 600_000)
     const took = seconds(start)
     const used = process.cpuUsage(cpu)
     if (counter(Metrics.parseErrors) !== errors) throw new Error("replayed event lines failed to parse")

@@ -331,12 +331,37 @@ const report = (draft: Draft, dead: WalkedFlow) => {
 }
 
 /**
- * The connection's life ended: reported with how it last was while active (a pending one, never active, is not
- * reported), and remembered unless the kernel forgot it too (`gone`: it stays remembered as gone).
+ * How a connection ended: its last active copy, with the state and the packet and byte counts (`nf_conntrack_acct=1`)
+ * of the observation that ended it, when that carried them.
+ */
+const final = (last: Flow, ending: Flow | undefined): Flow => {
+  if (ending === undefined) return last
+  const o = ending.original
+  const r = ending.reply
+  const counted = o.packets !== undefined || r.packets !== undefined
+  if (ending.state === undefined && !counted) return last
+  const flow: { -readonly [K in keyof Flow]: Flow[K] } = { ...last }
+  if (ending.state !== undefined) flow.state = ending.state
+  if (counted) {
+    flow.original = { ...last.original, ...counters(o) }
+    flow.reply = { ...last.reply, ...counters(r) }
+  }
+  return flow
+}
+
+const counters = (t: Tuple) => ({
+  ...(t.packets !== undefined ? { packets: t.packets } : {}),
+  ...(t.bytes !== undefined ? { bytes: t.bytes } : {})
+})
+
+/**
+ * The connection's life ended: reported as it ended (see `final`; a pending one, never active, is not reported), and remembered unless the kernel forgot it too (`gone`: it stays remembered as gone).
  */
 const endLife = (draft: Draft, id: number, live: Live, ending: "closed" | "gone", closed?: Flow): Tomb => {
   removeLive(draft, id, live)
-  if (live.active) report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+  if (live.active) {
+    report(draft, { active: false, flow: final(live.flow, closed), firstSeen: live.firstSeen, lastSeen: draft.now })
+  }
   return remember(draft, id, live.flow, closed?.start ?? live.flow.start, ending === "gone")
 }
 
@@ -347,7 +372,9 @@ const endLife = (draft: Draft, id: number, live: Live, ending: "closed" | "gone"
 const destroy = (draft: Draft, id: number, flow: Flow, live: Live | undefined, tomb: Tomb | undefined): void => {
   if (live !== undefined) {
     removeLive(draft, id, live)
-    if (live.active) report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
+    if (live.active) {
+      report(draft, { active: false, flow: final(live.flow, flow), firstSeen: live.firstSeen, lastSeen: draft.now })
+    }
   }
   if (tomb !== undefined) forget(draft, id, tomb)
   if (draft.destroyed !== undefined) {

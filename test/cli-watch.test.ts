@@ -62,7 +62,7 @@ describe("effect-conntrack watch", () => {
           "walk 3: 1 active, 1 closed since the last walk",
           "PROTO  STATE        ORIGINAL                           REPLY (NAT)                        STATUS",
           "tcp    ESTABLISHED  127.0.0.1:40001 -> 127.0.0.1:80                                       active",
-          "tcp    ESTABLISHED  127.0.0.1:40002 -> 127.0.0.2:9201  127.0.0.1:9401 -> 127.0.0.1:40002  closed",
+          "tcp    CLOSE        127.0.0.1:40002 -> 127.0.0.2:9201  127.0.0.1:9401 -> 127.0.0.1:40002  closed",
           "walk 4: 1 active, 0 closed since the last walk",
           "PROTO  STATE        ORIGINAL                         REPLY (NAT)  STATUS",
           "tcp    ESTABLISHED  127.0.0.1:40001 -> 127.0.0.1:80               active",

@@ -106,10 +106,7 @@ describe("FlowLog", () => {
       })
   )
 
-  // KNOWN GAP (walker side): FlowTable reports a death as the connection last was while active, so the DESTROY
-  // line's packets/bytes (nf_conntrack_acct=1) and final state are not in the record. `it.fails` until the walker
-  // keeps them: when it does, this turns red and `.fails` goes.
-  it.scopedLive.fails("records carry the DESTROY's packets and bytes (nf_conntrack_acct=1) and final state", () =>
+  it.scopedLive("records carry the DESTROY's packets and bytes (nf_conntrack_acct=1) and final state", () =>
     Effect.gen(function* () {
       const { file, dir } = tempFile('{"earlier":true}\n')
       const walker = yield* walkerOf({

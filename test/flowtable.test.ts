@@ -129,16 +129,20 @@ describe("FlowTable.applyAll: transitions", () => {
     expect(FlowTable.stats(table).unkeyed).toBe(1)
   })
 
-  it("keeps the last active copy of a dying flow, and says what changed", () => {
+  it("reports a dying flow as it ended: its last active copy with the final state and counters, and says what changed", () => {
     const established = flow(1, "ESTABLISHED", "UPDATE")
-    const { table, changes } = FlowTable.applyAll(start(), [established, flow(1, "CLOSE", "DESTROY")], { now: 5 })
+    const destroyed = {
+      ...flow(1, "CLOSE", "DESTROY"),
+      original: { ...established.original, packets: 6, bytes: 325 },
+      reply: { ...established.reply, packets: 4, bytes: 217 }
+    }
+    const ended = { ...established, state: "CLOSE", original: destroyed.original, reply: destroyed.reply }
+    const { table, changes } = FlowTable.applyAll(start(), [established, destroyed], { now: 5 })
     expect(changes).toStrictEqual([
       FlowTable.Change.Upserted({ flow: established }),
-      FlowTable.Change.Died({ flow: established })
+      FlowTable.Change.Died({ flow: ended })
     ])
-    expect(FlowTable.walk(table, 0).walked).toStrictEqual([
-      { active: false, flow: established, firstSeen: 5, lastSeen: 5 }
-    ])
+    expect(FlowTable.walk(table, 0).walked).toStrictEqual([{ active: false, flow: ended, firstSeen: 5, lastSeen: 5 }])
   })
 
   it("says when it first and last saw a connection", () => {
@@ -149,7 +153,7 @@ describe("FlowTable.applyAll: transitions", () => {
     ])
     table = FlowTable.applyAll(table, [flow(1, "TIME_WAIT", "UPDATE")], { now: 3000 }).table
     expect(FlowTable.walk(table, 0).walked).toStrictEqual([
-      { active: false, flow: flow(1, "ESTABLISHED", "UPDATE"), firstSeen: 1000, lastSeen: 3000 }
+      { active: false, flow: flow(1, "TIME_WAIT", "UPDATE"), firstSeen: 1000, lastSeen: 3000 }
     ])
   })
 
