@@ -163,6 +163,21 @@ describe("errors a user can cause: one sentence with the fix, non-zero exit", ()
     })
   )
 
+  it.effect("watch without privilege fails from the walker's first attempt, without a dump of its own", () =>
+    Effect.gen(function* () {
+      const procRoot = procRootWith("1\n")
+      const refusal = "Can't open netlink socket: Operation not permitted"
+      const run = cli(["watch", "--proc-root", procRoot], {
+        script: { events: [{ steps: [{ stderr: refusal }, { exit: 1 }] }] }
+      })
+      const exit = yield* run.effect
+      fs.rmSync(procRoot, { recursive: true })
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(run.stderr()).toContain(`effect-conntrack: conntrack --buffer-size 4194304 -E -o id -p tcp was refused`)
+      expect((yield* run.spawned).map((s) => s.kind)).toStrictEqual(["events"])
+    })
+  )
+
   it.effect("an unknown flag is refused, not passed to conntrack", () =>
     Effect.gen(function* () {
       const run = cli(["dump", "--zone", "3"], { script })

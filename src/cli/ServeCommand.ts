@@ -14,8 +14,6 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
-import * as Conntrack from "../Conntrack.js"
 import * as FlowLog from "../FlowLog.js"
 import * as FlowWalker from "../FlowWalker.js"
 import * as KernelSupport from "../KernelSupport.js"
@@ -53,9 +51,9 @@ export const serveCommand = Command.make(
     Effect.gen(function* () {
       const options = yield* Flags.walkerOptions(flags)
       const procRoot = resolve(options).procRoot
-      // Fail fast on what a user can fix, instead of a daemon that reports nothing or keeps retrying.
+      // Fail fast on what a user can fix, instead of a daemon that reports nothing or keeps retrying: events off here,
+      // a missing conntrack or no privilege from the walker's own first attempt (no throwaway dump).
       yield* KernelSupport.check(procRoot)
-      yield* Stream.runDrain(Conntrack.dump(options))
       // Acquired first, released last: the flow log's last walk and the server's last scrape still see it.
       const walker = yield* FlowWalker.make(options)
       const address = `${flags.listen.host.includes(":") ? `[${flags.listen.host}]` : flags.listen.host}:${flags.listen.port}`
@@ -77,7 +75,8 @@ export const serveCommand = Command.make(
       )
       return yield* Effect.gen(function* () {
         const logFailed = Option.isSome(flags.flowLog) ? yield* FlowLog.write(flags.flowLog.value) : Effect.never
-        return yield* Effect.raceFirst(Layer.launch(server), logFailed)
+        const fatal = Effect.zipRight(walker.ready, Effect.never)
+        return yield* Effect.raceFirst(Effect.raceFirst(Layer.launch(server), logFailed), fatal)
       }).pipe(Effect.provideService(FlowWalker.FlowWalker, walker))
     }).pipe(Effect.scoped)
 ).pipe(

@@ -141,14 +141,33 @@ describe.skipIf(why !== undefined && !required)("on a real kernel, at scale", ()
         `restarts during: ${during} (${((during * 60) / flooded).toFixed(1)}/min), in the 10 s after it settled: ${after}`
     )
     expect(after).toBe(0)
-    // The walker's active set is the kernel's.
-    const kernel = ns
-      .run(["conntrack", "-L", "-o", "id", "-p", "tcp"])
-      .split("\n")
-      .filter((l) => l.includes(" ESTABLISHED ")).length
+    // The walker's active set is the kernel's: every entry not closed (nor seen only as NEW), by id and tuple.
+    const kernel = new Map<string, string>()
+    for (const line of ns.run(["conntrack", "-L", "-o", "id", "-p", "tcp"]).split("\n")) {
+      const m = /^tcp +6 \d+ (\S+) src=(\S+) .*?sport=(\d+) .* id=(\d+)$/.exec(line)
+      if (m === null || m[1] === "TIME_WAIT" || m[1] === "CLOSE" || line.includes("[UNREPLIED]")) continue
+      kernel.set(`${m[4]} ${m[2]}:${m[3]}`, m[1] as string)
+    }
     const all = w.update()
     // The walk before the last: the last may still be printing.
     const lastWalk = lastOf(all) - 1
-    expect(all.filter((x) => x.walk === lastWalk && x.active).length).toBe(kernel)
+    const walker = new Map<string, string>(
+      all
+        .filter((x) => x.walk === lastWalk && x.active)
+        .map((x) => [`${x.flow.id} ${x.flow.original.src}:${x.flow.original.sport}`, x.flow.state ?? "-"] as const)
+    )
+    const extra = [...walker].filter(([key]) => !kernel.has(key))
+    const missing = [...kernel].filter(([key]) => !walker.has(key))
+    expect({
+      extra: extra.slice(0, 5),
+      extras: extra.length,
+      missing: missing.slice(0, 5),
+      missings: missing.length
+    }).toStrictEqual({
+      extra: [],
+      extras: 0,
+      missing: [],
+      missings: 0
+    })
   }, 240_000)
 })
