@@ -20,7 +20,18 @@ export interface ConntrackOptions {
   readonly dieWithParent?: boolean
   /** How long a stopped conntrack gets between SIGTERM and SIGKILL. Default 2 seconds. */
   readonly stopTimeout?: Duration.DurationInput
+  /**
+   * What delivers events: the event helper (`helper`, built into `dist/native/conntrack-events`), `conntrack -E`
+   * (`conntrack`), or the helper when it is there and runs, else `conntrack -E` with one warning (`auto`). Default
+   * `auto`.
+   */
+  readonly eventSource?: EventSourceKind
+  /** Path of the event helper. Default: `dist/native/conntrack-events` of this package. */
+  readonly helperPath?: string | undefined
 }
+
+/** What delivers events: see `ConntrackOptions.eventSource`. */
+export type EventSourceKind = "auto" | "helper" | "conntrack"
 
 /** How the flow table behaves. */
 export interface TableOptions {
@@ -52,6 +63,7 @@ export const defaults = {
   extraArgs: [] as ReadonlyArray<string>,
   dieWithParent: true,
   stopTimeout: Duration.seconds(2),
+  eventSource: "auto" as EventSourceKind,
   maxDead: 65_536,
   maxReported: 65_536,
   includeNew: false,
@@ -68,6 +80,9 @@ export interface ResolvedOptions {
   readonly extraArgs: ReadonlyArray<string>
   readonly dieWithParent: boolean
   readonly stopTimeout: Duration.Duration
+  readonly eventSource: EventSourceKind
+  /** Absent: the helper built with this package. */
+  readonly helperPath: string | undefined
   readonly maxDead: number
   readonly maxReported: number
   readonly includeNew: boolean
@@ -83,6 +98,8 @@ export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
   extraArgs: options.extraArgs ?? defaults.extraArgs,
   dieWithParent: options.dieWithParent ?? defaults.dieWithParent,
   stopTimeout: Duration.decode(options.stopTimeout ?? defaults.stopTimeout),
+  eventSource: options.eventSource ?? defaults.eventSource,
+  helperPath: options.helperPath,
   maxDead: options.maxDead ?? defaults.maxDead,
   maxReported: options.maxReported ?? defaults.maxReported,
   includeNew: options.includeNew ?? defaults.includeNew,
@@ -96,6 +113,7 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
 /**
  * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
  * `CONNTRACK_EXTRA_ARGS` (split on spaces), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
+ * `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
  * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
@@ -109,6 +127,8 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   extraArgs: optional(Config.string("EXTRA_ARGS").pipe(Config.map((s) => s.split(/\s+/).filter((a) => a !== "")))),
   dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),
   stopTimeout: optional(Config.duration("STOP_TIMEOUT")),
+  eventSource: optional(Config.literal("auto", "helper", "conntrack")("EVENT_SOURCE")),
+  helperPath: optional(Config.nonEmptyString("HELPER_PATH")),
   maxDead: optional(
     Config.integer("MAX_DEAD").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
   ),

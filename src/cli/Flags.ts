@@ -27,6 +27,13 @@ export const bufferSize = Options.integer("buffer-size").pipe(
   Options.optional
 )
 
+export const eventSource = Options.choice("event-source", ["auto", "helper", "conntrack"]).pipe(
+  Options.withDescription(
+    "what delivers events: the event helper, conntrack -E, or auto (the helper when it is built and runs, else conntrack -E) (default: auto, or CONNTRACK_EVENT_SOURCE)"
+  ),
+  Options.optional
+)
+
 export const procRoot = Options.directory("proc-root").pipe(
   Options.withDescription(
     "where sys/net/netfilter/nf_conntrack_events is read (default: /proc, or CONNTRACK_PROC_ROOT)"
@@ -62,6 +69,7 @@ export const duration = (name: string, fallback: string, description: string) =>
 export interface Given {
   readonly proto: Option.Option<string>
   readonly bufferSize?: Option.Option<number>
+  readonly eventSource?: Option.Option<WalkerOptions.EventSourceKind>
   readonly procRoot: Option.Option<string>
   readonly conntrack: Option.Option<string>
 }
@@ -72,6 +80,8 @@ export const walkerOptions = (given: Given) =>
     const options: { -readonly [K in keyof WalkerOptions.WalkerOptions]: WalkerOptions.WalkerOptions[K] } = { ...env }
     if (Option.isSome(given.proto)) options.protocol = given.proto.value
     if (given.bufferSize !== undefined && Option.isSome(given.bufferSize)) options.bufferSize = given.bufferSize.value
+    if (given.eventSource !== undefined && Option.isSome(given.eventSource))
+      options.eventSource = given.eventSource.value
     if (Option.isSome(given.procRoot)) options.procRoot = given.procRoot.value
     if (Option.isSome(given.conntrack)) options.binary = given.conntrack.value
     if (extraArgs.length > 0) options.extraArgs = extraArgs

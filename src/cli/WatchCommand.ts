@@ -21,6 +21,7 @@ export const watchCommand = Command.make(
     interval,
     proto: Flags.proto,
     bufferSize: Flags.bufferSize,
+    eventSource: Flags.eventSource,
     procRoot: Flags.procRoot,
     conntrack: Flags.conntrack
   },
