@@ -65,7 +65,7 @@ export const eventsProgram = (
     source._tag === "Helper"
       ? { program: source.path, args: EventSource.helperArguments(resolve(options)) }
       : { program: resolve(options).binary, args: argumentsFor("events", options) }
-  )
+  ).pipe(Effect.tap(({ program, args }) => Effect.logDebug(`events from ${program} ${args.join(" ")}`)))
 
 /** A running conntrack: its flows, and (for `-E`) a signal that its event socket is listening. */
 export interface Running {

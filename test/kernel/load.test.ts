@@ -1,0 +1,186 @@
+// A real server under a real load generator: nginx (nginx-light) and ApacheBench (apache2-utils) in a namespace of
+// our own, one connection per request (no keep-alive), as fast as the machine goes. Every request in nginx's access
+// log must be reported closed by `effect-conntrack watch --json`, none twice, none left active.
+// Runs as root with nginx and ab besides the kernel suite's tools; skipped with one line otherwise (a failure with
+// CONNTRACK_KERNEL_TESTS=require). CONNTRACK_LOAD_REQUESTS sets the requests per family (default 20,000).
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { bin, exited, lines, type Namespace, namespace, unavailable, waitFor } from "./netns.js"
+
+const loadTools = (): string | undefined => {
+  for (const [tool, args, pkg] of [
+    ["nginx", ["-v"], "nginx-light"],
+    ["ab", ["-V"], "apache2-utils"]
+  ] as const) {
+    if (child.spawnSync(tool, args, { stdio: "ignore" }).error !== undefined) return `no ${tool} (install ${pkg})`
+  }
+  return undefined
+}
+
+const why = unavailable() ?? loadTools()
+const required = process.env.CONNTRACK_KERNEL_TESTS === "require"
+if (why !== undefined && !required) console.warn(`skip: load test: ${why}`)
+
+const requests = Number(process.env.CONNTRACK_LOAD_REQUESTS ?? 20_000)
+
+interface Walked {
+  readonly walk: number
+  readonly active: boolean
+  readonly flow: {
+    readonly family: string
+    readonly original: { src: string; dst: string; sport: number; dport: number }
+  }
+}
+
+/** nginx inside the namespace: one worker, no keep-alive, an access log of client address and port. */
+export const nginx = async (ns: Namespace, dir: string, v4Port: number, v6Port: number) => {
+  const log = path.join(dir, "access.log")
+  fs.writeFileSync(
+    path.join(dir, "nginx.conf"),
+    [
+      "daemon off;",
+      "master_process off;",
+      "worker_processes 1;",
+      "user root;",
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log;`,
+      "events { worker_connections 8192; }",
+      "http {",
+      `  client_body_temp_path ${dir}/body;`,
+      `  log_format flow '$remote_addr $remote_port $server_port';`,
+      `  access_log ${log} flow buffer=64k flush=100ms;`,
+      "  keepalive_timeout 0;",
+      "  server {",
+      `    listen 127.0.0.1:${v4Port} backlog=8192;`,
+      `    listen [::1]:${v6Port} backlog=8192;`,
+      "    location / { return 200 'ok\\n'; }",
+      "  }",
+      "}",
+      ""
+    ].join("\n")
+  )
+  const p = ns.spawn(["nginx", "-p", dir, "-c", path.join(dir, "nginx.conf")])
+  const err = lines(p.stderr)
+  await waitFor(`nginx listening on ${v4Port} and ${v6Port}`, () => {
+    if (p.exitCode !== null) throw new Error(`nginx exited: ${err.join(" / ")}`)
+    const listening = ns.run(["ss", "-Hltn"])
+    return listening.includes(`127.0.0.1:${v4Port}`) && listening.includes(`[::1]:${v6Port}`)
+  })
+  /** The access log's requests: `family sport dport` keys with how many requests each had. */
+  const served = (): Map<string, number> => {
+    const counts = new Map<string, number>()
+    for (const line of fs.readFileSync(log, "utf8").split("\n")) {
+      const m = /^(\S+) (\d+) (\d+)$/.exec(line)
+      if (m === null) continue
+      const key = `${m[1]?.includes(":") ? "ipv6" : "ipv4"} ${m[2]} ${m[3]}`
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+    }
+    return counts
+  }
+  return { proc: p, served, log }
+}
+
+/** ApacheBench: `n` requests, `concurrency` at a time, a new connection each; its requests per second. */
+export const ab = async (ns: Namespace, url: string, n: number, concurrency: number) => {
+  const p = ns.spawn(["ab", "-q", "-r", "-n", String(n), "-c", String(concurrency), url])
+  const out = lines(p.stdout)
+  const err = lines(p.stderr)
+  const code = await exited(p, 300_000)
+  if (code !== 0) throw new Error(`ab ${url} exited with ${code}: ${err.join(" / ")}`)
+  const text = out.join("\n")
+  const rate = Number(/Requests per second:\s+([\d.]+)/.exec(text)?.[1] ?? Number.NaN)
+  const failed = Number(/Failed requests:\s+(\d+)/.exec(text)?.[1] ?? Number.NaN)
+  return { rate, failed }
+}
+
+describe.skipIf(why !== undefined && !required)("under a real load (nginx + ab)", () => {
+  let spaces: Array<Namespace> = []
+  let dirs: Array<string> = []
+  afterEach(() => {
+    for (const ns of spaces) ns.close()
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
+    spaces = []
+    dirs = []
+  })
+
+  it("reports every request nginx served closed exactly once and none left active, over IPv4 and IPv6", async () => {
+    if (why !== undefined) throw new Error(`the load test is required but cannot run: ${why}`)
+    const ns = namespace()
+    spaces.push(ns)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ect-native-load-"))
+    dirs.push(dir)
+    const server = await nginx(ns, dir, 9601, 9602)
+
+    const watch = ns.spawn(["node", bin, "--log-level", "debug", "watch", "--json", "--interval", "500 millis"])
+    const out = lines(watch.stdout)
+    const err = lines(watch.stderr)
+    await waitFor("the walker's first sync", () => err.some((l) => l.includes("conntrack walker synced")), 20_000)
+
+    err.push(`test: ab starts at ${new Date().toISOString()}`)
+    const v4 = await ab(ns, "http://127.0.0.1:9601/", requests, 50)
+    err.push(`test: IPv6 ab starts at ${new Date().toISOString()}`)
+    const v6 = await ab(ns, "http://[::1]:9602/", requests, 50)
+    console.log(
+      `load: ${requests} requests per family, ${v4.rate} connections/s over IPv4, ${v6.rate} over IPv6; ` +
+        `event source: ${err.find((l) => l.includes("events from"))?.replace(/.*events from /, "") ?? "?"}`
+    )
+    err.push(`test: ab ends at ${new Date().toISOString()}`)
+    // ab counts a reply of another length as failed; what matters here is what nginx logged.
+    await new Promise((r) => setTimeout(r, 300))
+    const served = server.served()
+    const total = [...served.values()].reduce((a, b) => a + b, 0)
+    expect(total).toBeGreaterThanOrEqual(requests * 2 * 0.99)
+
+    const closed = new Map<string, number>()
+    const lastActive = new Map<string, boolean>()
+    let seen = 0
+    const fold = () => {
+      const walked = out.slice(seen)
+      seen = out.length
+      for (const line of walked) {
+        if (!line.startsWith("{")) continue
+        const w = JSON.parse(line) as Walked
+        if (w.flow.original.dport !== 9601 && w.flow.original.dport !== 9602) continue
+        const key = `${w.flow.family} ${w.flow.original.sport} ${w.flow.original.dport}`
+        lastActive.set(key, w.active)
+        if (!w.active) closed.set(key, (closed.get(key) ?? 0) + 1)
+      }
+    }
+    // A connection is reported closed once when its entry reaches TIME_WAIT or CLOSE, or is destroyed.
+    await waitFor(
+      "every served request reported closed",
+      () => {
+        fold()
+        for (const [key, n] of served) if ((closed.get(key) ?? 0) < n) return false
+        return true
+      },
+      60_000
+    ).catch(() => undefined)
+    fold()
+
+    const missing: Array<string> = []
+    const twice: Array<string> = []
+    for (const [key, n] of served) {
+      const c = closed.get(key) ?? 0
+      if (c < n) missing.push(`${key} (${n} served, ${c} closed)`)
+      if (c > n) twice.push(`${key} (${n} served, ${c} closed)`)
+    }
+    const stillActive = [...lastActive].filter(([, active]) => active).map(([key]) => key)
+    const overflows = err.filter((l) => l.includes("ENOBUFS")).length
+    const summary = `${total} served, ${missing.length} never reported closed, ${twice.length} reported closed too often, ${stillActive.length} left active, ${overflows} ENOBUFS lines`
+    console.log(`load: ${summary}`)
+    for (const l of err.filter((l) => l.includes("ENOBUFS")).slice(0, 3)) console.log(`load: walker said: ${l}`)
+    watch.kill("SIGTERM")
+    await exited(watch)
+    // For a closer look: CONNTRACK_LOAD_LOG=file keeps the walker's stderr.
+    if (process.env.CONNTRACK_LOAD_LOG) fs.writeFileSync(process.env.CONNTRACK_LOAD_LOG, `${err.join("\n")}\n`)
+    expect({ missing: missing.slice(0, 5), twice: twice.slice(0, 5), stillActive: stillActive.slice(0, 5) }).toEqual({
+      missing: [],
+      twice: [],
+      stillActive: []
+    })
+  }, 600_000)
+})
