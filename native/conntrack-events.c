@@ -12,11 +12,12 @@
  * It dies with its parent: it sets PR_SET_PDEATHSIG itself (the kernel clears one set before exec when the binary
  * has file capabilities), then exits if the parent is already gone.
  *
- * Usage: conntrack-events [-p PROTO] [--buffer-size BYTES] [--reliable] [--parent-pid PID]
+ * Usage: conntrack-events [-p PROTO] [--buffer-size BYTES] [--queue-size BYTES] [--reliable] [--parent-pid PID]
  *        conntrack-events --version
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -54,7 +56,7 @@ static void on_signal(int s) { stop_signal = s; }
 
 static void usage_error(const char *what) {
   fprintf(stderr, "%s: %s\n", PROGNAME, what);
-  fprintf(stderr, "usage: %s [-p PROTO] [--buffer-size BYTES] [--reliable] [--parent-pid PID] | --version\n",
+  fprintf(stderr, "usage: %s [-p PROTO] [--buffer-size BYTES] [--queue-size BYTES] [--reliable] [--parent-pid PID] | --version\n",
           PROGNAME);
   exit(2);
 }
@@ -152,6 +154,62 @@ static char *name_of_portid(uint32_t portid) {
   return name;
 }
 
+/*
+ * Lines waiting for the reader. The socket is read as soon as events arrive and the lines wait here, not in the
+ * kernel, when the reader is slow (say, a walker busy with a dump): a line takes about 200 bytes here and an event
+ * about 1 KiB of the socket's receive buffer. Past --queue-size the socket is no longer read, so the kernel's buffer
+ * fills and the kernel reports the loss (ENOBUFS) as before.
+ */
+static struct {
+  char *data;
+  size_t start, end, capacity, limit;
+} queue = {NULL, 0, 0, 0, 64u << 20};
+
+static size_t queued(void) { return queue.end - queue.start; }
+
+static void queue_reserve(size_t n) {
+  if (queue.end + n <= queue.capacity) return;
+  if (queue.start > 0) {
+    memmove(queue.data, queue.data + queue.start, queued());
+    queue.end -= queue.start;
+    queue.start = 0;
+    if (queue.end + n <= queue.capacity) return;
+  }
+  size_t capacity = queue.capacity == 0 ? 1u << 16 : queue.capacity;
+  while (capacity < queue.end + n) capacity *= 2;
+  char *data = realloc(queue.data, capacity);
+  if (!data) {
+    fprintf(stderr, "%s: out of memory\n", PROGNAME);
+    exit(1);
+  }
+  queue.data = data;
+  queue.capacity = capacity;
+}
+
+static void queue_line(const char *line, const char *tail) {
+  size_t a = strlen(line), b = strlen(tail);
+  queue_reserve(a + b + 1);
+  memcpy(queue.data + queue.end, line, a);
+  memcpy(queue.data + queue.end + a, tail, b);
+  queue.data[queue.end + a + b] = '\n';
+  queue.end += a + b + 1;
+}
+
+/* Writes what stdout takes now: 0, or -1 when the reader is gone. */
+static int queue_write(void) {
+  while (queued() > 0) {
+    ssize_t n = write(STDOUT_FILENO, queue.data + queue.start, queued());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -1;
+    }
+    queue.start += (size_t)n;
+  }
+  queue.start = queue.end = 0;
+  return 0;
+}
+
 /* One netlink message: print it as conntrack -E -o id does, if it passes the protocol filter. */
 static void print_event(const struct nlmsghdr *nlh, int protocol, struct nf_conntrack *ct) {
   enum nf_conntrack_msg_type type;
@@ -171,13 +229,15 @@ static void print_event(const struct nlmsghdr *nlh, int protocol, struct nf_conn
   char buf[1024];
   nfct_snprintf(buf, sizeof(buf), ct, type, NFCT_O_DEFAULT, NFCT_OF_ID);
   if (nlh->nlmsg_pid) {
+    char tail[320];
     char *name = name_of_portid(nlh->nlmsg_pid);
     if (name)
-      printf("%s [USERSPACE] portid=%u progname=%s\n", buf, nlh->nlmsg_pid, name);
+      snprintf(tail, sizeof(tail), " [USERSPACE] portid=%u progname=%s", nlh->nlmsg_pid, name);
     else
-      printf("%s [USERSPACE] portid=%u\n", buf, nlh->nlmsg_pid);
+      snprintf(tail, sizeof(tail), " [USERSPACE] portid=%u", nlh->nlmsg_pid);
+    queue_line(buf, tail);
   } else {
-    puts(buf);
+    queue_line(buf, "");
   }
   counter++;
 }
@@ -198,7 +258,7 @@ static void print_batch(const char *buf, ssize_t len, int protocol) {
 }
 
 static void stop(void) {
-  fflush(stdout);
+  queue_write(); /* what the pipe takes now: the reader is stopping us */
   fprintf(stderr, "%s v%s (effect-conntrack): %lu flow events have been shown.\n", PROGNAME, VERSION, counter);
   exit(0);
 }
@@ -233,6 +293,14 @@ int main(int argc, char **argv) {
       buffer_size = strtoll(value, &end, 10);
       if (*value == '\0' || *end != '\0' || buffer_size < 0 || buffer_size > (1LL << 30))
         usage_error("--buffer-size must be a number of bytes from 0 to 1073741824");
+      i++;
+    } else if (strcmp(arg, "--queue-size") == 0) {
+      char *end;
+      if (!value) usage_error("--queue-size needs a number of bytes");
+      long long q = strtoll(value, &end, 10);
+      if (*value == '\0' || *end != '\0' || q < 0 || q > (1LL << 34))
+        usage_error("--queue-size must be a number of bytes from 0 to 17179869184");
+      queue.limit = (size_t)q;
       i++;
     } else if (strcmp(arg, "--reliable") == 0) {
       reliable = 1;
@@ -299,30 +367,35 @@ int main(int argc, char **argv) {
   /* The socket is bound to its groups (nfct_open did it): from now on no event is missed unless the kernel says so. */
   fprintf(stderr, "NOTICE: Netlink socket buffer size has been set to %d bytes.\n", given);
 
-  static char out[1 << 16];
-  setvbuf(stdout, out, _IOFBF, sizeof(out));
+  /* A pipe or socket is written without blocking, so that events keep being read while the reader is busy. */
+  struct stat st;
+  if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+    fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
+
   static char buf[1 << 16];
-  struct pollfd pfd = {.fd = fd, .events = POLLIN};
   for (;;) {
-    int ready = ppoll(&pfd, 1, NULL, &waiting);
+    struct pollfd pfd[2] = {{.fd = fd, .events = queued() < queue.limit ? POLLIN : 0},
+                            {.fd = STDOUT_FILENO, .events = queued() > 0 ? POLLOUT : 0}};
+    int ready = ppoll(pfd, 2, NULL, &waiting);
     if (stop_signal) stop();
     if (ready < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "%s: poll: %s\n", PROGNAME, strerror(errno));
       return 1;
     }
-    /* Read what is queued (a bounded batch), then write it out at once. */
-    for (int batch = 0; batch < 256; batch++) {
+    if (pfd[1].revents & (POLLERR | POLLHUP)) return 1; /* the reader is gone */
+    /* Read what is queued in the socket (a bounded batch), then write what the reader takes. */
+    for (int batch = 0; (pfd[0].revents & POLLIN) && batch < 256 && queued() < queue.limit; batch++) {
       ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         if (errno == EINTR) continue;
         if (errno == ENOBUFS) {
-          fflush(stdout);
+          if (queue_write() != 0) return 1;
           lost_events();
           continue;
         }
-        fflush(stdout);
+        queue_write();
         fprintf(stderr, "%s v%s (effect-conntrack): failed to received netlink event: %s\n", PROGNAME, VERSION,
                 strerror(errno));
         return 1;
@@ -330,6 +403,6 @@ int main(int argc, char **argv) {
       if (n == 0) break;
       print_batch(buf, n, protocol);
     }
-    if (fflush(stdout) != 0) return 1;
+    if (queue_write() != 0) return 1;
   }
 }

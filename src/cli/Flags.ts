@@ -22,7 +22,7 @@ export const proto = Options.text("proto").pipe(
 
 export const bufferSize = Options.integer("buffer-size").pipe(
   Options.withDescription(
-    "--buffer-size of conntrack -E in bytes, 0 for none (default: 4194304, or CONNTRACK_BUFFER_SIZE)"
+    "receive buffer of the event socket in bytes (--buffer-size), 0 for none (default: 33554432, or CONNTRACK_BUFFER_SIZE)"
   ),
   Options.optional
 )
