@@ -7,6 +7,7 @@ import * as path from "node:path"
 import { unavailable } from "../test/kernel/netns.js"
 import { captureBenchmark } from "./capture.js"
 import { eventsBenchmark } from "./events.js"
+import { loadBenchmark } from "./load.js"
 import { parserBenchmark } from "./parser.js"
 import { scaleBenchmark } from "./scale.js"
 import type { Row } from "./stats.js"
@@ -23,6 +24,7 @@ const rows: Array<Row> = []
 if (wanted("parser")) rows.push(...(await parserBenchmark(lines, runs)))
 if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
+if (wanted("load") && kernel) rows.push(...(await loadBenchmark()))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
 
