@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { burst, exited, lines, namespace, serve, unavailable } from "./kernel/netns.js"
 
 const helper = path.join(import.meta.dirname, "..", "dist", "native", "conntrack-events")
 
@@ -125,3 +126,48 @@ describe.skipIf(why !== undefined && !required)(
     })
   }
 )
+
+const kernelWhy = why ?? unavailable()
+
+describe.skipIf(kernelWhy !== undefined && !required)("the helper when its reader stops reading", () => {
+  const cleanup: Array<() => void> = []
+  afterEach(() => {
+    for (const f of cleanup.splice(0).reverse()) f()
+  })
+
+  // A 64 KiB socket buffer (128 KiB from the kernel) holds about 150 events; 1,500 connections make about 10,000.
+  const stalled = async (extra: ReadonlyArray<string>) => {
+    if (kernelWhy !== undefined) throw new Error(`required but cannot run: ${kernelWhy}`)
+    const ns = namespace()
+    cleanup.push(() => ns.close())
+    await serve(ns, "127.0.0.1:9651")
+    const proc = ns.spawn([helper, "-p", "tcp", "--buffer-size", "65536", ...extra])
+    const err = lines(proc.stderr)
+    const listening = () => err.some((l) => l.startsWith("NOTICE"))
+    expect(await until(listening, 10_000)).toBe(true)
+    proc.stdout?.pause() // nobody reads: the pipe fills (64 KiB, about 250 lines)
+    const { ports } = await burst(ns, "127.0.0.1", 9651, 1500, 20)
+    await new Promise((r) => setTimeout(r, 500))
+    const out = lines(proc.stdout)
+    proc.stdout?.resume()
+    const news = () =>
+      new Set(out.filter((l) => l.startsWith("    [NEW] ")).map((l) => Number(/ sport=(\d+)/.exec(l)?.[1])))
+    await until(() => ports.every((p) => news().has(p)), 5000)
+    proc.kill("SIGTERM")
+    await exited(proc)
+    return {
+      missing: ports.filter((p) => !news().has(p)).length,
+      enobufs: err.filter((l) => l.includes("ENOBUFS")).length
+    }
+  }
+
+  it("keeps reading the socket and loses nothing: the lines wait in its queue", async () => {
+    expect(await stalled([])).toStrictEqual({ missing: 0, enobufs: 0 })
+  })
+
+  it("without the queue (--queue-size 0) the same burst overflows the socket and loses events", async () => {
+    const r = await stalled(["--queue-size", "0"])
+    expect(r.enobufs).toBeGreaterThan(0)
+    expect(r.missing).toBeGreaterThan(0)
+  })
+})
