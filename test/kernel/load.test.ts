@@ -20,6 +20,8 @@ interface Walked {
   readonly walk: number
   readonly active: boolean
   readonly flow: {
+    readonly id: number
+    readonly state?: string
     readonly family: string
     readonly original: { src: string; dst: string; sport: number; dport: number }
   }
@@ -65,6 +67,7 @@ describe.skipIf(why !== undefined && !required)("under a real load (nginx + ab)"
 
     const closed = new Map<string, number>()
     const lastActive = new Map<string, boolean>()
+    const history = new Map<string, Array<string>>()
     let seen = 0
     const fold = () => {
       const walked = out.slice(seen)
@@ -75,6 +78,9 @@ describe.skipIf(why !== undefined && !required)("under a real load (nginx + ab)"
         if (w.flow.original.dport !== 9601 && w.flow.original.dport !== 9602) continue
         const key = `${w.flow.family} ${w.flow.original.sport} ${w.flow.original.dport}`
         lastActive.set(key, w.active)
+        const h = history.get(key) ?? []
+        h.push(`walk ${w.walk} ${w.active ? "active" : "closed"} id=${w.flow.id} ${w.flow.state ?? ""}`)
+        history.set(key, h)
         if (!w.active) closed.set(key, (closed.get(key) ?? 0) + 1)
       }
     }
@@ -102,6 +108,11 @@ describe.skipIf(why !== undefined && !required)("under a real load (nginx + ab)"
     const summary = `${total} served, ${missing.length} never reported closed, ${twice.length} reported closed too often, ${stillActive.length} left active, ${overflows} ENOBUFS lines`
     console.log(`load: ${summary}`)
     for (const l of err.filter((l) => l.includes("ENOBUFS")).slice(0, 3)) console.log(`load: walker said: ${l}`)
+    for (const l of err.filter((l) => l.includes("level=ERROR")).slice(0, 3)) console.log(`load: walker said: ${l}`)
+    for (const key of [...missing, ...twice].slice(0, 6)) {
+      const k = key.replace(/ \(.*$/, "")
+      console.log(`load: ${key}: ${(history.get(k) ?? []).filter((h) => !h.includes(" active ")).join("; ")}`)
+    }
     watch.kill("SIGTERM")
     await exited(watch)
     // For a closer look: CONNTRACK_LOAD_LOG=file keeps the walker's stderr.
