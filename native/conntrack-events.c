@@ -390,5 +390,14 @@ int main(int argc, char **argv) {
       print_batch(buf, n, protocol);
     }
     if (queue_write() != 0) return 1;
+    /* Say when the reader is so far behind that the socket is no longer read (events will be lost next). */
+    static int full = 0;
+    if (!queue_open() && !full) {
+      fprintf(stderr, "%s: the reader is %zu bytes of events behind: the socket waits until it catches up\n", PROGNAME,
+              queued());
+      full = 1;
+    } else if (queued() == 0) {
+      full = 0;
+    }
   }
 }
