@@ -135,13 +135,14 @@ describe.skipIf(kernelWhy !== undefined && !required)("the helper when its reade
     for (const f of cleanup.splice(0).reverse()) f()
   })
 
-  // A 64 KiB socket buffer (128 KiB from the kernel) holds about 150 events; 1,500 connections make about 10,000.
+  // A 1 MiB socket buffer (2 MiB from the kernel) holds about 2,000 events, and 1,500 connections make about 10,000:
+  // more than the socket and the pipe hold, while the helper itself has time to read (tests run side by side).
   const stalled = async (extra: ReadonlyArray<string>) => {
     if (kernelWhy !== undefined) throw new Error(`required but cannot run: ${kernelWhy}`)
     const ns = namespace()
     cleanup.push(() => ns.close())
     await serve(ns, "127.0.0.1:9651")
-    const proc = ns.spawn([helper, "-p", "tcp", "--buffer-size", "65536", ...extra])
+    const proc = ns.spawn([helper, "-p", "tcp", "--buffer-size", "1048576", ...extra])
     const err = lines(proc.stderr)
     const listening = () => err.some((l) => l.startsWith("NOTICE"))
     expect(await until(listening, 10_000)).toBe(true)

@@ -55,7 +55,8 @@ describe.skipIf(why !== undefined && !required)("under a real load (nginx + ab)"
     err.push(`test: IPv6 ab starts at ${new Date().toISOString()}`)
     const v6 = await ab(ns, "http://[::1]:9602/", requests, 50)
     console.log(
-      `load: ${requests} requests per family, ${v4.rate} connections/s over IPv4, ${v6.rate} over IPv6; ` +
+      `load: ${requests} requests per family, ${v4.rate} connections/s over IPv4, ${v6.rate} over IPv6 ` +
+        `(ab counted ${v4.failed} and ${v6.failed} failed); ` +
         `event source: ${err.find((l) => l.includes("events from"))?.replace(/.*events from /, "") ?? "?"}`
     )
     err.push(`test: ab ends at ${new Date().toISOString()}`)
