@@ -172,3 +172,40 @@ describe.skipIf(kernelWhy !== undefined && !required)("the helper when its reade
     expect(r.missing).toBeGreaterThan(0)
   })
 })
+
+describe.skipIf(kernelWhy !== undefined && !required)("the helper next to conntrack -E", () => {
+  const cleanup: Array<() => void> = []
+  afterEach(() => {
+    for (const f of cleanup.splice(0).reverse()) f()
+  })
+
+  it("prints the same bytes as conntrack -E -o id for the same events, over IPv4 and IPv6", async () => {
+    if (kernelWhy !== undefined) throw new Error(`required but cannot run: ${kernelWhy}`)
+    const ns = namespace()
+    cleanup.push(() => ns.close())
+    await serve(ns, "127.0.0.1:9661", "::1:9662")
+    const start = (args: ReadonlyArray<string>) => {
+      const proc = ns.spawn(args)
+      return { proc, out: lines(proc.stdout), err: lines(proc.stderr) }
+    }
+    const conntrack = start(["conntrack", "-E", "-o", "id", "-p", "tcp"])
+    const ours = start([helper, "-p", "tcp"])
+    expect(await until(() => ours.err.some((l) => l.startsWith("NOTICE")), 10_000)).toBe(true)
+    await new Promise((r) => setTimeout(r, 300)) // conntrack -E prints nothing when it listens
+    await burst(ns, "127.0.0.1", 9661, 20, 4)
+    await burst(ns, "::1", 9662, 20, 4)
+    ns.run(["conntrack", "-F"]) // DESTROY events, from user space: [USERSPACE] portid=...
+    await until(() => conntrack.out.length >= 280 && ours.out.length >= conntrack.out.length, 5000)
+    await new Promise((r) => setTimeout(r, 300))
+    for (const p of [conntrack.proc, ours.proc]) p.kill("SIGTERM")
+    await Promise.all([exited(conntrack.proc), exited(ours.proc)])
+    // progname= is looked up after the event arrives, in both, and the process may be gone by then.
+    const comparable = (ls: ReadonlyArray<string>) => ls.map((l) => l.replace(/ progname=\S+$/, ""))
+    expect(conntrack.out.length).toBeGreaterThanOrEqual(280)
+    expect(conntrack.out.some((l) => l.startsWith("[DESTROY] ") && l.includes(" [USERSPACE] portid="))).toBe(true)
+    expect(comparable(ours.out)).toStrictEqual(comparable(conntrack.out))
+    expect(ours.err.at(-1)).toBe(
+      `conntrack-events v1.0.0 (effect-conntrack): ${ours.out.length} flow events have been shown.`
+    )
+  })
+})
