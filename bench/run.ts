@@ -7,6 +7,7 @@ import * as path from "node:path"
 import { unavailable } from "../test/kernel/netns.js"
 import { captureBenchmark } from "./capture.js"
 import { eventsBenchmark } from "./events.js"
+import { loadBenchmark } from "./load.js"
 import { parserBenchmark } from "./parser.js"
 import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
@@ -28,6 +29,7 @@ if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
 if (wanted("remembered")) rows.push(...(await rememberedBenchmark(runs)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
 if (wanted("scrape")) rows.push(...(await scrapeBenchmark(Math.min(runs, 3))))
+if (wanted("load") && kernel) rows.push(...(await loadBenchmark()))
 // Last: it fills a namespace with 262,144 entries (nf_conntrack_max is shared by every namespace).
 if (wanted("scale") && kernel) rows.push(...(await scaleBenchmark(runs)))
 // Ten minutes of churn: only when asked for (BENCH_ONLY=soak, or BENCH_SOAK=1 with the others).

@@ -25,10 +25,12 @@ import {
   type ConntrackError,
   ConntrackExited,
   ConntrackNotFound,
+  EventHelperUnavailable,
   EventOverflow,
   type LineParseError,
   PermissionDenied
 } from "./Errors.js"
+import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
 import * as LogLimit from "./LogLimit.js"
 import * as Metrics from "./Metrics.js"
@@ -51,6 +53,23 @@ export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {})
         ...o.eventArgs
       ]
 }
+
+/**
+ * The program that delivers events and its arguments: the event helper or `conntrack -E`, as `eventSource` says (see
+ * `EventSource.choose`).
+ */
+export const eventsProgram = (
+  options: ConntrackOptions = {}
+): Effect.Effect<
+  { readonly program: string; readonly args: ReadonlyArray<string> },
+  EventHelperUnavailable,
+  CommandExecutor.CommandExecutor
+> =>
+  Effect.map(EventSource.choose(resolve(options)), (source) =>
+    source._tag === "Helper"
+      ? { program: source.path, args: EventSource.helperArguments(resolve(options)) }
+      : { program: resolve(options).binary, args: argumentsFor("events", options) }
+  ).pipe(Effect.tap(({ program, args }) => Effect.logDebug(`events from ${program} ${args.join(" ")}`)))
 
 /** A running conntrack: its flows, and (for `-E`) a signal that its event socket is listening. */
 export interface Running {
@@ -78,15 +97,17 @@ export const start = (
 ): Effect.Effect<Running, ConntrackError, CommandExecutor.CommandExecutor | Scope.Scope> =>
   Effect.gen(function* () {
     const o = resolve(options)
-    const args = argumentsFor(format, options)
-    const shown = `${o.binary} ${args.join(" ")}`
+    const { program, args } =
+      format === "events" ? yield* eventsProgram(options) : { program: o.binary, args: argumentsFor(format, options) }
+    const shown = `${program} ${args.join(" ")}`
     const command = o.dieWithParent
-      ? Command.make("setpriv", "--pdeathsig", "KILL", "--", o.binary, ...args)
-      : Command.make(o.binary, ...args)
+      ? Command.make("setpriv", "--pdeathsig", "KILL", "--", program, ...args)
+      : Command.make(program, ...args)
 
     const proc = yield* Command.start(command).pipe(
       Effect.mapError((error): ConntrackError => {
         if (error._tag === "SystemError" && error.reason === "NotFound") {
+          if (program !== o.binary) return new EventHelperUnavailable({ path: program, reason: "is missing" })
           return o.dieWithParent
             ? new ConntrackNotFound({ binary: "setpriv", pkg: "util-linux" })
             : new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })

@@ -88,8 +88,23 @@ export class EventsDisabled extends Data.TaggedError("EventsDisabled")<{
   }
 }
 
+/** The event helper was asked for (`eventSource: "helper"`) but is missing, not executable or does not run. */
+export class EventHelperUnavailable extends Data.TaggedError("EventHelperUnavailable")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `the event helper ${this.path} ${this.reason}: build it (apt-get install -y libnetfilter-conntrack-dev gcc pkg-config, then npm rebuild effect-conntrack) or use the event source "auto" or "conntrack"`
+  }
+}
+
 /** Every error that running conntrack can fail with. */
-export type ConntrackError = ConntrackNotFound | PermissionDenied | ConntrackExited | EventOverflow
+export type ConntrackError =
+  | ConntrackNotFound
+  | PermissionDenied
+  | ConntrackExited
+  | EventOverflow
+  | EventHelperUnavailable
 
 /** The events file did not answer in time (a FIFO, a hung file system): whether events are on is unknown. */
 export class EventsCheckTimeout extends Data.TaggedError("EventsCheckTimeout")<{

@@ -12,7 +12,10 @@ export interface ConntrackOptions {
   readonly binary?: string
   /** Protocol to track (`-p`); `all` passes no `-p`. Default `tcp`. */
   readonly protocol?: string
-  /** `--buffer-size` of the event socket in bytes; 0 passes none. Default 4 MiB. */
+  /**
+   * Receive buffer of the event socket in bytes (`--buffer-size`; the kernel doubles it); 0 passes none. Default 32 MiB:
+   * under 2,000-7,000 connections/s a 4 MiB buffer overflowed even for the event helper on a busy machine.
+   */
   readonly bufferSize?: number
   /** More arguments for both `-L` and `-E` (e.g. `["--zone", "3"]`). */
   readonly extraArgs?: ReadonlyArray<string>
@@ -24,7 +27,18 @@ export interface ConntrackOptions {
   readonly dieWithParent?: boolean
   /** How long a stopped conntrack gets between SIGTERM and SIGKILL. Default 2 seconds. */
   readonly stopTimeout?: Duration.DurationInput
+  /**
+   * What delivers events: the event helper (`helper`, built into `dist/native/conntrack-events`), `conntrack -E`
+   * (`conntrack`), or the helper when it is there and runs, else `conntrack -E` with one warning (`auto`). Default
+   * `auto`.
+   */
+  readonly eventSource?: EventSourceKind
+  /** Path of the event helper. Default: `dist/native/conntrack-events` of this package. */
+  readonly helperPath?: string | undefined
 }
+
+/** What delivers events: see `ConntrackOptions.eventSource`. */
+export type EventSourceKind = "auto" | "helper" | "conntrack"
 
 /** How the flow table behaves. */
 export interface TableOptions {
@@ -69,12 +83,13 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
 export const defaults = {
   binary: "conntrack",
   protocol: "tcp",
-  bufferSize: 4 * 1024 * 1024,
+  bufferSize: 32 * 1024 * 1024,
   extraArgs: [] as ReadonlyArray<string>,
   dumpArgs: [] as ReadonlyArray<string>,
   eventArgs: [] as ReadonlyArray<string>,
   dieWithParent: true,
   stopTimeout: Duration.seconds(2),
+  eventSource: "auto" as EventSourceKind,
   maxDead: 262_144,
   maxReported: 262_144,
   includeNew: false,
@@ -96,6 +111,9 @@ export interface ResolvedOptions {
   readonly eventArgs: ReadonlyArray<string>
   readonly dieWithParent: boolean
   readonly stopTimeout: Duration.Duration
+  readonly eventSource: EventSourceKind
+  /** Absent: the helper built with this package. */
+  readonly helperPath: string | undefined
   readonly maxDead: number
   readonly maxReported: number
   readonly includeNew: boolean
@@ -116,6 +134,8 @@ export const resolve = (options: WalkerOptions = {}): ResolvedOptions => ({
   eventArgs: options.eventArgs ?? defaults.eventArgs,
   dieWithParent: options.dieWithParent ?? defaults.dieWithParent,
   stopTimeout: Duration.decode(options.stopTimeout ?? defaults.stopTimeout),
+  eventSource: options.eventSource ?? defaults.eventSource,
+  helperPath: options.helperPath,
   maxDead: options.maxDead ?? defaults.maxDead,
   maxReported: options.maxReported ?? defaults.maxReported,
   includeNew: options.includeNew ?? defaults.includeNew,
@@ -135,6 +155,7 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
  * `CONNTRACK_EXTRA_ARGS` (split on spaces; for both `-L` and `-E`), `CONNTRACK_DUMP_ARGS` (`-L` only),
  * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
+ * `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
  * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
@@ -150,6 +171,8 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   eventArgs: optional(Config.string("EVENT_ARGS").pipe(Config.map(words))),
   dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),
   stopTimeout: optional(Config.duration("STOP_TIMEOUT")),
+  eventSource: optional(Config.literal("auto", "helper", "conntrack")("EVENT_SOURCE")),
+  helperPath: optional(Config.nonEmptyString("HELPER_PATH")),
   maxDead: optional(
     Config.integer("MAX_DEAD").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
   ),

@@ -4,6 +4,7 @@
  */
 export * as Conntrack from "./Conntrack.js"
 export * as Errors from "./Errors.js"
+export * as EventSource from "./EventSource.js"
 export * as Flow from "./Flow.js"
 export * as FlowLog from "./FlowLog.js"
 export * as FlowTable from "./FlowTable.js"

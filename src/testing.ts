@@ -152,6 +152,16 @@ export const layer = (script: Script): Layer.Layer<CommandExecutor.CommandExecut
         Effect.gen(function* () {
           if (command._tag !== "StandardCommand") return yield* Effect.dieMessage("scripted: piped commands")
           const args = command.args
+          // The scripted world has conntrack only: the event helper's probe finds nothing (eventSource "auto" then
+          // runs conntrack -E).
+          if (args.length === 1 && args[0] === "--version") {
+            return yield* new SystemError({
+              reason: "NotFound",
+              module: "Command",
+              method: "spawn",
+              description: `spawn ${command.command} ENOENT`
+            })
+          }
           const kind = kindOf(args)
           const runs = kind === "other" ? [] : ((kind === "dump" ? script.dump : script.events) ?? [])
           const n = started[kind]++

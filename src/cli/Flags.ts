@@ -24,10 +24,17 @@ const invalid = (text: string) => Effect.fail(ValidationError.invalidValue(HelpD
 
 export const bufferSize = Options.integer("buffer-size").pipe(
   Options.withDescription(
-    "--buffer-size of conntrack -E in bytes, 0 for none (default: 4194304, or CONNTRACK_BUFFER_SIZE)"
+    "receive buffer of the event socket in bytes (--buffer-size), 0 for none (default: 33554432, or CONNTRACK_BUFFER_SIZE)"
   ),
   Options.mapEffect((n) =>
     n >= 0 ? Effect.succeed(n) : invalid(`--buffer-size must be 0 (none) or a number of bytes, not ${n}`)
+  ),
+  Options.optional
+)
+
+export const eventSource = Options.choice("event-source", ["auto", "helper", "conntrack"]).pipe(
+  Options.withDescription(
+    "what delivers events: the event helper, conntrack -E, or auto (the helper when it is built and runs, else conntrack -E) (default: auto, or CONNTRACK_EVENT_SOURCE)"
   ),
   Options.optional
 )
@@ -85,6 +92,7 @@ export const duration = (name: string, fallback: string, description: string, mi
 export interface Given {
   readonly proto: Option.Option<string>
   readonly bufferSize?: Option.Option<number>
+  readonly eventSource?: Option.Option<WalkerOptions.EventSourceKind>
   readonly procRoot: Option.Option<string>
   readonly conntrack: Option.Option<string>
   readonly dumpArgs?: ReadonlyArray<string>
@@ -97,6 +105,8 @@ export const walkerOptions = (given: Given) =>
     const options: { -readonly [K in keyof WalkerOptions.WalkerOptions]: WalkerOptions.WalkerOptions[K] } = { ...env }
     if (Option.isSome(given.proto)) options.protocol = given.proto.value
     if (given.bufferSize !== undefined && Option.isSome(given.bufferSize)) options.bufferSize = given.bufferSize.value
+    if (given.eventSource !== undefined && Option.isSome(given.eventSource))
+      options.eventSource = given.eventSource.value
     if (Option.isSome(given.procRoot)) options.procRoot = given.procRoot.value
     if (Option.isSome(given.conntrack)) options.binary = given.conntrack.value
     if (extraArgs.length > 0) options.extraArgs = extraArgs

@@ -20,6 +20,7 @@ export const watchCommand = Command.make(
     interval,
     proto: Flags.proto,
     bufferSize: Flags.bufferSize,
+    eventSource: Flags.eventSource,
     procRoot: Flags.procRoot,
     conntrack: Flags.conntrack,
     dumpArgs: Flags.dumpArgs,
