@@ -152,7 +152,7 @@ describe("extra conntrack arguments for -L only, -E only, or both", () => {
         "1"
       ])
       expect(argsOf(spawned)).toStrictEqual([
-        "--buffer-size 4194304 -E -o id -p tcp --mark 1 -e UPDATE,DESTROY",
+        "--buffer-size 33554432 -E -o id -p tcp --mark 1 -e UPDATE,DESTROY",
         "-L -o id -p tcp --mark 1 --zone 3"
       ])
     })
@@ -169,7 +169,7 @@ describe("extra conntrack arguments for -L only, -E only, or both", () => {
         ])
       )
       expect(argsOf(spawned)).toStrictEqual([
-        "--buffer-size 4194304 -E -o id -p tcp --mark 1 -e UPDATE,DESTROY",
+        "--buffer-size 33554432 -E -o id -p tcp --mark 1 -e UPDATE,DESTROY",
         "-L -o id -p tcp --mark 1 --zone 3"
       ])
     })

@@ -39,6 +39,10 @@ const watch = (args: ReadonlyArray<string>, walks: number, interval = 1000) =>
     const procRoot = procRootWith("2\n")
     const run = cli(["watch", "--proc-root", procRoot, ...args], { script })
     const fiber = yield* Effect.fork(run.effect)
+    // The walker has dumped (its first walk's sleep is then the one pending at `interval`).
+    for (let k = 0; k < 5_000 && !(yield* run.spawned).some((p) => p.kind === "dump"); k++) {
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
+    }
     yield* sleepingUntil(interval)
     for (let k = 0; k < walks; k++) yield* TestClock.adjust("1 second")
     yield* Fiber.interrupt(fiber)
@@ -173,7 +177,7 @@ describe("errors a user can cause: one sentence with the fix, non-zero exit", ()
       const exit = yield* run.effect
       fs.rmSync(procRoot, { recursive: true })
       expect(Exit.isFailure(exit)).toBe(true)
-      expect(run.stderr()).toContain(`effect-conntrack: conntrack --buffer-size 4194304 -E -o id -p tcp was refused`)
+      expect(run.stderr()).toContain(`effect-conntrack: conntrack --buffer-size 33554432 -E -o id -p tcp was refused`)
       expect((yield* run.spawned).map((s) => s.kind)).toStrictEqual(["events"])
     })
   )

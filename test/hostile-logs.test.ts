@@ -45,7 +45,7 @@ const word = (k: number) => {
 
 const pad = (line: string, bytes: number) => line.padEnd(bytes - 1, ".")
 
-const shown = "conntrack --buffer-size 4194304 -E -o id -p tcp"
+const shown = "conntrack --buffer-size 33554432 -E -o id -p tcp"
 
 /** Summaries written when the window ends: how many lines they say were held back. */
 const summarised = (logs: ReadonlyArray<LogLine>) =>
@@ -71,7 +71,9 @@ describe("the log rate limit under floods", () => {
     }
     return Effect.gen(function* () {
       const before = yield* suppressed
-      const fiber = yield* Effect.fork(Stream.runDrain(Conntrack.events({ dieWithParent: false })))
+      const fiber = yield* Effect.fork(
+        Stream.runDrain(Conntrack.events({ dieWithParent: false, eventSource: "conntrack" }))
+      )
       yield* TestClock.adjust("20 seconds")
       const during = logs.length
       const held = (yield* suppressed) - before
@@ -109,7 +111,9 @@ describe("the log rate limit under floods", () => {
     return Effect.gen(function* () {
       const before = yield* suppressed
       const errorsBefore = (yield* Metric.value(Metrics.parseErrors)).count
-      const fiber = yield* Effect.fork(Stream.runDrain(Conntrack.events({ dieWithParent: false })))
+      const fiber = yield* Effect.fork(
+        Stream.runDrain(Conntrack.events({ dieWithParent: false, eventSource: "conntrack" }))
+      )
       yield* TestClock.adjust("10 seconds")
       const warnings = logs.filter((l) => l.message.includes("skipped a line"))
       expect(warnings.length).toBeGreaterThan(0)
@@ -128,7 +132,7 @@ describe("the log rate limit under floods", () => {
     const { logs, layer, limiter } = recorded()
     const failing = Scripted.eventsRun([{ stderr: "conntrack: something is badly wrong" }, { exit: 1 }])
     return Effect.gen(function* () {
-      yield* FlowWalker.make({})
+      yield* FlowWalker.make({ eventSource: "conntrack" })
       yield* TestClock.adjust("30 seconds")
       const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
       expect(spawned.filter((p) => p.kind === "events").length).toBeGreaterThanOrEqual(10)
