@@ -81,7 +81,9 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
       done: () => ({ base: map, overlay: HashMap.empty(), size: map.size })
     }
   }
-  const overlay = HashMap.beginMutation(index.overlay)
+  // Persistent operations, not HashMap.beginMutation: in effect 3.22.4 a HashMap in mutation mode can crash on remove
+  // ("Cannot read properties of undefined"), which a walker under load hit.
+  let overlay = index.overlay
   const current = (key: number): V | undefined => {
     const o = HashMap.get(overlay, key)
     if (Option.isSome(o)) return o.value === null ? undefined : o.value
@@ -99,16 +101,15 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
     },
     set: (key, value) => {
       if (current(key) === undefined) size++
-      HashMap.set(overlay, key, value)
+      overlay = HashMap.set(overlay, key, value)
     },
     remove: (key) => {
       if (current(key) === undefined) return
       size--
-      if (index.base.has(key)) HashMap.set(overlay, key, null)
-      else HashMap.remove(overlay, key)
+      overlay = index.base.has(key) ? HashMap.set(overlay, key, null) : HashMap.remove(overlay, key)
     },
     done: () => {
-      const next = { base: index.base, overlay: HashMap.endMutation(overlay), size }
+      const next = { base: index.base, overlay, size }
       // Fold the overlay in once it is large next to the base: reads and walks stay fast.
       return HashMap.size(next.overlay) > Math.max(4096, index.base.size / 8) ? compact(next) : next
     }
