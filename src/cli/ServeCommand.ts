@@ -21,6 +21,7 @@ import * as MetricsExport from "../MetricsExport.js"
 import { resolve } from "../Options.js"
 import * as Serve from "../Serve.js"
 import * as Flags from "./Flags.js"
+import { ExitStatus } from "./Input.js"
 
 const listen = Options.text("listen").pipe(
   Options.withDescription(
@@ -49,6 +50,8 @@ export const serveCommand = Command.make(
   },
   (flags) =>
     Effect.gen(function* () {
+      // A daemon's normal end is a signal: it exits 0 then.
+      ;(yield* ExitStatus).signalEndsCleanly = true
       const options = yield* Flags.walkerOptions(flags)
       const procRoot = resolve(options).procRoot
       // Fail fast on what a user can fix, instead of a daemon that reports nothing or keeps retrying: events off here,

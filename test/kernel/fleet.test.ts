@@ -177,7 +177,7 @@ describe.skipIf(why !== undefined && !required)("serve, scraped by a real Promet
       // SIGTERM: the server closes, the flow log is flushed, no conntrack is left.
       daemon.kill("SIGTERM")
       expect(await exited(daemon, 15_000)).toBe(0)
-      expect(ns.pids(/(^|\/)conntrack /)).toEqual([])
+      expect(ns.pids(/(^|\/)conntrack(-events)? /)).toEqual([])
       expect(get(ns, `http://${METRICS}/healthz`).status).toBe(0)
 
       const records = fs

@@ -89,7 +89,7 @@ describe.skipIf(why !== undefined && !required)("on a real kernel, at scale", ()
       () => w.update().filter((x) => !x.active && closed(x)).length >= 100_000,
       60_000
     )
-    const [events] = ns.pids(/conntrack .*-E/)
+    const [events] = ns.pids(/conntrack .*-E|conntrack-events /)
     expect(events).toBeDefined()
     process.kill(events as number, "SIGKILL")
     await waitFor("a resync after the kill", () => w.syncs() >= 2, 30_000)

@@ -16,7 +16,8 @@ const updated = Scripted.tcpFlow({ id: 2, sport: 40002, dport: 443, type: "UPDAT
 const parsed = Parser.parseDumpLine(Scripted.formatDumpLine(dumped))
 
 const program = Effect.gen(function* () {
-  const walker = yield* FlowWalker.make()
+  // Against the scripted conntrack: its events come from `conntrack -E` (no event helper to look for).
+  const walker = yield* FlowWalker.make({ eventSource: "conntrack" })
   yield* walker.ready
   const walked = yield* walker.walk.pipe(
     Effect.repeat({ until: (flows) => flows.length === 2 }),
