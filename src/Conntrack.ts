@@ -107,10 +107,10 @@ export const start = (
     const proc = yield* Command.start(command).pipe(
       Effect.mapError((error): ConntrackError => {
         if (error._tag === "SystemError" && error.reason === "NotFound") {
+          // With dieWithParent the program spawned is setpriv: that is what is missing.
+          if (o.dieWithParent) return new ConntrackNotFound({ binary: "setpriv", pkg: "util-linux" })
           if (program !== o.binary) return new EventHelperUnavailable({ path: program, reason: "is missing" })
-          return o.dieWithParent
-            ? new ConntrackNotFound({ binary: "setpriv", pkg: "util-linux" })
-            : new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
+          return new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
         }
         if (error._tag === "SystemError" && error.reason === "PermissionDenied") {
           return new PermissionDenied({ command: shown, stderr: [error.message] })
@@ -180,7 +180,10 @@ export const start = (
       const stderr = [...stderrTail]
       if (permissionRefused) return new PermissionDenied({ command: shown, stderr })
       if (exitCode === 127 && stderr.some((l) => /No such file or directory/.test(l))) {
-        return new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
+        // setpriv could not execute the program: conntrack, or the event helper.
+        return program === o.binary
+          ? new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
+          : new EventHelperUnavailable({ path: program, reason: "is missing" })
       }
       return new ConntrackExited({
         command: shown,

@@ -289,13 +289,16 @@ const show = <A extends Live | Tomb>(draft: Draft, a: A): A => {
   return a
 }
 
-const setLive = (draft: Draft, id: number, old: Live | undefined, next: Live): Live => {
+/** `quiet`: a dump line that only confirms what the table knows (same state) is no change to tell subscribers. */
+const setLive = (draft: Draft, id: number, old: Live | undefined, next: Live, quiet = false): Live => {
   replaceIn(draft.live, id, old, next)
   if (next.active && old?.active !== true) {
     draft.active++
     count(draft.opened, next.flow)
   }
-  if (next.active) draft.changes?.push(Change.Upserted({ flow: next.flow }))
+  if (next.active && !(quiet && old?.active === true && old.flow.state === next.flow.state)) {
+    draft.changes?.push(Change.Upserted({ flow: next.flow }))
+  }
   return next
 }
 
@@ -505,12 +508,13 @@ const dumped = (draft: Draft, flow: Flow): void => {
     }
     show(
       draft,
-      setLive(draft, id, live, {
-        active: live.active || opens(draft, flow),
-        flow,
-        firstSeen: live.firstSeen,
-        lastSeen: draft.now
-      })
+      setLive(
+        draft,
+        id,
+        live,
+        { active: live.active || opens(draft, flow), flow, firstSeen: live.firstSeen, lastSeen: draft.now },
+        true
+      )
     )
     return
   }

@@ -56,7 +56,10 @@ export type FatalError = ConntrackNotFound | PermissionDenied
 
 /** What the walker offers. */
 export interface Service {
-  /** The walker's own reader, made with it: for an application with one consumer. */
+  /**
+   * The walker's own reader, made with it: for an application with one consumer. With `ownReader: false`, the active
+   * flows only.
+   */
   readonly walk: Effect.Effect<ReadonlyArray<FlowTable.WalkedFlow>>
   /** A reader for one more consumer; it sees the deaths from when it is made, and is released with its scope. */
   readonly reader: Effect.Effect<Reader, never, Scope.Scope>
@@ -360,7 +363,8 @@ export const make = (
         dropped: Ref.get(missed)
       }))
     const addReader = Ref.modify(table, FlowTable.addReader)
-    const own = yield* Effect.flatMap(addReader, makeReader)
+    // Without an own reader, `walk` shows the active flows only (-1 is no reader's number).
+    const own = options.ownReader === false ? yield* makeReader(-1) : yield* Effect.flatMap(addReader, makeReader)
 
     return {
       walk: own.walk,

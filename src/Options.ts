@@ -76,6 +76,11 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
   readonly eventBuffer?: number
   /** How many changes a slow `changes` subscriber may fall behind before it loses the oldest. Default 65,536. */
   readonly changesBuffer?: number
+  /**
+   * Make the walker's own reader (its `walk`). A daemon whose consumers all make readers of their own (`serve`) turns it
+   * off, so that deaths nobody will walk are not kept. Default true.
+   */
+  readonly ownReader?: boolean
   /** How often the walker checks that the kernel still sends events (`nf_conntrack_events`). Default 30 seconds. */
   readonly supportCheckInterval?: Duration.DurationInput
 }

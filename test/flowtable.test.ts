@@ -408,12 +408,14 @@ describe("FlowTable.resync", () => {
     expect(walked(table).report).toStrictEqual(["1:active", "2:active"])
     const { table: synced, changes } = r.done(table) as FlowTable.Folded
     expect(walked(synced).report).toStrictEqual(["1:active", "2:dead", "3:active", "4:dead"])
-    expect(changes.map((c) => `${c._tag}:${c.flow.id}`).sort()).toStrictEqual([
-      "Died:2",
-      "Died:4",
-      "Upserted:1",
-      "Upserted:3"
-    ])
+    // Flow 1's line confirms what the table knew: no change to tell.
+    expect(changes.map((c) => `${c._tag}:${c.flow.id}`).sort()).toStrictEqual(["Died:2", "Died:4", "Upserted:3"])
+  })
+
+  it("tells subscribers only what a dump changed: a line that confirms a connection's state is no change", () => {
+    const table = fold(start(), [flow(1, "ESTABLISHED", "UPDATE"), flow(2, "ESTABLISHED", "UPDATE")])
+    const { changes } = FlowTable.resync(table, [flow(1, "ESTABLISHED"), flow(2, "FIN_WAIT")])
+    expect(changes.map((c) => `${c._tag}:${c.flow.id}:${c.flow.state}`)).toStrictEqual(["Upserted:2:FIN_WAIT"])
   })
 
   it("does not report again what a walk during the dump reported", () => {

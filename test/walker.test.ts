@@ -632,6 +632,21 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
     )
   )
 
+  it.effect("without its own reader, walk shows the active flows and no death is kept for it", () =>
+    withWalker(
+      {
+        dump: [Scripted.dumpRun([established(1), established(2)])],
+        events: [Scripted.eventsRun([{ sleep: "1 second" }, update(1, "CLOSE")])]
+      },
+      { ownReader: false },
+      (walker) =>
+        Effect.gen(function* () {
+          yield* TestClock.adjust("1 second")
+          expect(report(yield* walker.walk)).toStrictEqual(["2:active"])
+        })
+    )
+  )
+
   it.effect("ready fails with the error a user must fix: conntrack missing", () =>
     withWalker({ events: [{ spawnError: "NotFound" }] }, { dieWithParent: false }, (walker) =>
       Effect.gen(function* () {

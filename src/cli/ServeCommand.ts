@@ -58,7 +58,8 @@ export const serveCommand = Command.make(
       // a missing conntrack or no privilege from the walker's own first attempt (no throwaway dump).
       yield* KernelSupport.check(procRoot)
       // Acquired first, released last: the flow log's last walk and the server's last scrape still see it.
-      const walker = yield* FlowWalker.make(options)
+      // Its consumers (the flow log, the metrics) read through readers of their own.
+      const walker = yield* FlowWalker.make({ ...options, ownReader: false })
       const address = `${flags.listen.host.includes(":") ? `[${flags.listen.host}]` : flags.listen.host}:${flags.listen.port}`
       const server = Serve.layer().pipe(
         Layer.provideMerge(MetricsExport.layerPrometheus({ procRoot, include: MetricsExport.conntrackOnly })),
