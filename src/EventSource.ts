@@ -61,7 +61,10 @@ export const helperArguments = (o: ResolvedOptions): ReadonlyArray<string> => [
 const probed = new Map<string, Option.Option<string>>()
 const warned = new Set<string>()
 
-/** Runs `helper --version`: none when it exits 0, else why it cannot be used. Probed once per path. */
+/**
+ * Runs `helper --version`: none when it exits 0, else why it cannot be used. A clear answer (it runs, it is missing, it
+ * is not executable) is kept for the process; a timeout is asked again next time.
+ */
 export const probe = (path: string): Effect.Effect<Option.Option<string>, never, CommandExecutor.CommandExecutor> =>
   Effect.suspend(() => {
     const known = probed.get(path)
@@ -84,7 +87,14 @@ export const probe = (path: string): Effect.Effect<Option.Option<string>, never,
           )
         )
       ),
-      Effect.tap((result) => Effect.sync(() => probed.set(path, result)))
+      // A timeout or an odd failure may pass (a busy machine): only a clear answer is kept.
+      Effect.tap((result) =>
+        Effect.sync(() => {
+          if (Option.isNone(result) || result.value === "is missing" || result.value === "is not executable") {
+            probed.set(path, result)
+          }
+        })
+      )
     )
   })
 

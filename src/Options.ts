@@ -162,7 +162,7 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
  * `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
- * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
+ * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`, `CONNTRACK_CHANGES_BUFFER`, `CONNTRACK_SUPPORT_CHECK_INTERVAL`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
  */
 export const config: Config.Config<WalkerOptions> = Config.all({
@@ -190,7 +190,11 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   listenTimeout: optional(Config.duration("LISTEN_TIMEOUT")),
   eventBuffer: optional(
     Config.integer("EVENT_BUFFER").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
-  )
+  ),
+  changesBuffer: optional(
+    Config.integer("CHANGES_BUFFER").pipe(Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }))
+  ),
+  supportCheckInterval: optional(Config.duration("SUPPORT_CHECK_INTERVAL"))
 }).pipe(
   Config.nested("CONNTRACK"),
   Config.map((values) => {
