@@ -357,14 +357,19 @@ const counters = (t: Tuple) => ({
   ...(t.bytes !== undefined ? { bytes: t.bytes } : {})
 })
 
+/** Takes a live connection out and, if it was active, reports its death as `ending` shows it. */
+const bury = (draft: Draft, id: number, live: Live, ending: Flow | undefined) => {
+  removeLive(draft, id, live)
+  if (live.active) {
+    report(draft, { active: false, flow: final(live.flow, ending), firstSeen: live.firstSeen, lastSeen: draft.now })
+  }
+}
+
 /**
  * The connection's life ended: reported as it ended (see `final`; a pending one, never active, is not reported), and remembered unless the kernel forgot it too (`gone`: it stays remembered as gone).
  */
 const endLife = (draft: Draft, id: number, live: Live, ending: "closed" | "gone", closed?: Flow): Tomb => {
-  removeLive(draft, id, live)
-  if (live.active) {
-    report(draft, { active: false, flow: final(live.flow, closed), firstSeen: live.firstSeen, lastSeen: draft.now })
-  }
+  bury(draft, id, live, closed)
   return remember(draft, id, live.flow, closed?.start ?? live.flow.start, ending === "gone")
 }
 
@@ -373,12 +378,7 @@ const endLife = (draft: Draft, id: number, live: Live, ending: "closed" | "gone"
  * still arrive: the connection is remembered as gone until the dump is in.
  */
 const destroy = (draft: Draft, id: number, flow: Flow, live: Live | undefined, tomb: Tomb | undefined): void => {
-  if (live !== undefined) {
-    removeLive(draft, id, live)
-    if (live.active) {
-      report(draft, { active: false, flow: final(live.flow, flow), firstSeen: live.firstSeen, lastSeen: draft.now })
-    }
-  }
+  if (live !== undefined) bury(draft, id, live, flow)
   if (tomb !== undefined) forget(draft, id, tomb)
   if (draft.destroyed !== undefined) {
     const reported = live?.active === true || (tomb?.reported ?? false)
@@ -686,10 +686,7 @@ export interface Walk {
 /** A walk by one reader (see `addReader`); an unknown reader sees the active connections only. */
 export const walk = (table: FlowTable, reader: number): Walk => {
   const t = repr(table)
-  const walked: Array<WalkedFlow> = []
-  forEachLive(t.live, (l) => {
-    if (l.active) walked.push(l)
-  })
+  const walked = active(t) as Array<WalkedFlow>
   const cursor = HashMap.get(t.readers, reader)
   const end = t.logStart + t.log.length
   if (cursor._tag === "None") return { walked, dropped: 0, table: t }
