@@ -70,8 +70,8 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
   /**
    * How far event reading may run ahead of folding, in chunks of conntrack output (up to 64 KiB, about 250 events,
    * each): while a dump runs, events are read into this buffer. Past it the walker stops reading, conntrack blocks on
-   * its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default 4,096 (about a
-   * million events).
+   * its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default 512 (about 128,000
+   * events: seconds of a busy host's events, tens of MB at most).
    */
   readonly eventBuffer?: number
   /** How many changes a slow `changes` subscriber may fall behind before it loses the oldest. Default 65,536. */
@@ -101,7 +101,7 @@ export const defaults = {
   procRoot: "/proc",
   restartDelay: Duration.seconds(1),
   listenTimeout: Duration.seconds(1),
-  eventBuffer: 4096,
+  eventBuffer: 512,
   changesBuffer: 65_536,
   supportCheckInterval: Duration.seconds(30)
 } as const
@@ -162,7 +162,8 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
  * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
  * `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
- * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`, `CONNTRACK_CHANGES_BUFFER`, `CONNTRACK_SUPPORT_CHECK_INTERVAL`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
+ * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`, `CONNTRACK_CHANGES_BUFFER`,
+ * `CONNTRACK_SUPPORT_CHECK_INTERVAL`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
  * Unset variables are left out, so the defaults (or values given in code) apply.
  */
 export const config: Config.Config<WalkerOptions> = Config.all({
