@@ -35,13 +35,13 @@ export const watchCommand = Command.make(
       // then (from the walker's own first attempt) a missing conntrack or no privilege.
       yield* KernelSupport.check(resolve(options).procRoot)
       const walker = yield* FlowWalker.make(options)
-      const reader = yield* walker.reader
       yield* walker.ready
       let walk = 0
       yield* Effect.forever(
         Effect.gen(function* () {
           yield* Effect.sleep(flags.interval)
-          const walked = yield* reader.walk
+          // The walker's own reader: made with it, so the first walk has the deaths of the first dump.
+          const walked = yield* walker.walk
           walk++
           if (flags.json) {
             if (walked.length > 0) yield* Console.log(walkJson(walk, walked))
