@@ -5,8 +5,9 @@
  *
  * @internal
  */
-import type { EventType, Family, Flow, ProtocolName, Tuple, Userspace } from "../Flow.js"
+import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
 import { icmpProtocols, portProtocols, protocolNumbers } from "../Flow.js"
+import { clearTuple, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 
 /** conntrack prints each flow into a 1024-byte buffer: a flow text of 1023 characters may have been cut. */
 const MAX_FLOW_TEXT = 1023
@@ -61,82 +62,7 @@ const knownProtocols = new Map<string, [ProtocolName, number]>(
   Object.entries(protocolNumbers).map(([name, number]) => [name, [name as ProtocolName, number]])
 )
 
-type Draft<T> = { -readonly [K in keyof T]-?: T[K] | undefined }
-type TupleDraft = Draft<Tuple>
-type FlowDraft = Draft<Flow>
-
-const emptyTuple = (): TupleDraft => ({
-  src: undefined,
-  dst: undefined,
-  sport: undefined,
-  dport: undefined,
-  type: undefined,
-  code: undefined,
-  id: undefined,
-  srckey: undefined,
-  dstkey: undefined,
-  zone: undefined,
-  packets: undefined,
-  bytes: undefined
-})
-
-const clearTuple = (t: TupleDraft): void => {
-  t.src = t.dst = undefined
-  t.sport = t.dport = t.type = t.code = t.id = t.srckey = t.dstkey = t.zone = t.packets = t.bytes = undefined
-}
-
-/*
- * Flows and tuples are made by constructors that set only the fields the line held, in one order. V8 then gives
- * every field a slot inside the object (no separate property array), which keeps a table of 262,144 flows small.
- * Their prototype is Object.prototype: to a user they are plain objects.
- */
-function TupleObject(this: TupleDraft, d: TupleDraft) {
-  this.src = d.src
-  this.dst = d.dst
-  if (d.sport !== undefined) this.sport = d.sport
-  if (d.dport !== undefined) this.dport = d.dport
-  if (d.type !== undefined) this.type = d.type
-  if (d.code !== undefined) this.code = d.code
-  if (d.id !== undefined) this.id = d.id
-  if (d.srckey !== undefined) this.srckey = d.srckey
-  if (d.dstkey !== undefined) this.dstkey = d.dstkey
-  if (d.zone !== undefined) this.zone = d.zone
-  if (d.packets !== undefined) this.packets = d.packets
-  if (d.bytes !== undefined) this.bytes = d.bytes
-}
-TupleObject.prototype = Object.prototype
-const makeTuple = (d: TupleDraft): Tuple => new (TupleObject as unknown as new (d: TupleDraft) => Tuple)(d)
-
-function FlowObject(this: FlowDraft, d: FlowDraft) {
-  if (d.type !== undefined) this.type = d.type
-  if (d.timestamp !== undefined) this.timestamp = d.timestamp
-  this.family = d.family
-  this.proto = d.proto
-  this.protonum = d.protonum
-  if (d.timeout !== undefined) this.timeout = d.timeout
-  if (d.state !== undefined) this.state = d.state
-  this.original = d.original
-  this.reply = d.reply
-  if (d.unreplied !== undefined) this.unreplied = d.unreplied
-  if (d.assured !== undefined) this.assured = d.assured
-  if (d.offload !== undefined) this.offload = d.offload
-  if (d.hwOffload !== undefined) this.hwOffload = d.hwOffload
-  if (d.mark !== undefined) this.mark = d.mark
-  if (d.secmark !== undefined) this.secmark = d.secmark
-  if (d.secctx !== undefined) this.secctx = d.secctx
-  if (d.zone !== undefined) this.zone = d.zone
-  if (d.deltaTime !== undefined) this.deltaTime = d.deltaTime
-  if (d.start !== undefined) this.start = d.start
-  if (d.stop !== undefined) this.stop = d.stop
-  if (d.helper !== undefined) this.helper = d.helper
-  if (d.use !== undefined) this.use = d.use
-  if (d.id !== undefined) this.id = d.id
-  if (d.labels !== undefined) this.labels = d.labels
-  if (d.userspace !== undefined) this.userspace = d.userspace
-  if (d.truncated !== undefined) this.truncated = d.truncated
-}
-FlowObject.prototype = Object.prototype
-const makeFlow = (d: FlowDraft): Flow => new (FlowObject as unknown as new (d: FlowDraft) => Flow)(d)
+// Flows are built by the same constructors as the fast path's (internal/flow.ts): same fields, same order.
 
 // The parser is synchronous and not re-entrant: one set of drafts serves every call.
 const originalDraft = emptyTuple()
