@@ -11,6 +11,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as url from "node:url"
 import { bin, lines, traffic, unavailable, waitFor } from "../test/kernel/netns.js"
 import { fmt, median, type Row } from "./stats.js"
 
@@ -48,13 +49,69 @@ const tick = setInterval(() => {
 const progress = setInterval(report, 10000)
 `
 
+// Loaded into the watcher (node --import): at each SIGWINCH it appends one JSON line of its memory to
+// SOAK_PROBE_FILE, with the heap in use just after the last major (mark-compact) GC V8 chose to run: the live heap,
+// seen without forcing anything. With SOAK_GC=1 it also forces a full GC first (diagnostic: changes RSS dynamics).
+const probe = `
+import * as fs from "node:fs"
+import { PerformanceObserver, constants } from "node:perf_hooks"
+const file = process.env.SOAK_PROBE_FILE
+let majors = 0, afterMajor = Number.NaN
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (e.detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue
+    majors++
+    afterMajor = process.memoryUsage().heapUsed
+  }
+}).observe({ entryTypes: ["gc"] })
+process.on("SIGWINCH", () => {
+  const m = process.memoryUsage()
+  let forced = Number.NaN
+  if (process.env.SOAK_GC === "1" && typeof globalThis.gc === "function") {
+    globalThis.gc()
+    forced = process.memoryUsage().heapUsed
+  }
+  fs.appendFileSync(file, JSON.stringify({ ...m, majors, afterMajor, forced }) + "\\n")
+})
+`
+
+interface Probe {
+  readonly rss: number
+  readonly heapTotal: number
+  readonly heapUsed: number
+  readonly external: number
+  readonly arrayBuffers: number
+  readonly majors: number
+  readonly afterMajor: number
+  readonly forced: number
+}
+
+const probeOf = async (pid: number, file: string): Promise<Probe> => {
+  const count = () => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "") : [])
+  const before = count().length
+  process.kill(pid, "SIGWINCH")
+  const line = await waitFor("the probe", () => count()[before], 10_000)
+  const mb = (n: number | null) => (n === null ? Number.NaN : n / 1024 / 1024)
+  const p = JSON.parse(line) as Record<keyof Probe, number | null>
+  return {
+    rss: mb(p.rss),
+    heapTotal: mb(p.heapTotal),
+    heapUsed: mb(p.heapUsed),
+    external: mb(p.external),
+    arrayBuffers: mb(p.arrayBuffers),
+    majors: p.majors ?? 0,
+    afterMajor: mb(p.afterMajor),
+    forced: mb(p.forced)
+  }
+}
+
 const rssOf = (pid: number): number => {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024
 }
 
-/** Total self size by object kind (constructor or type) in a V8 heap snapshot. */
-const heapByKind = (file: string): Map<string, number> => {
+/** Total self size and count by object kind (constructor or type) in a V8 heap snapshot. */
+const heapByKind = (file: string): Map<string, { size: number; count: number }> => {
   const snapshot = JSON.parse(fs.readFileSync(file, "utf8")) as {
     snapshot: { meta: { node_fields: Array<string>; node_types: [Array<string>] } }
     nodes: Array<number>
@@ -64,11 +121,12 @@ const heapByKind = (file: string): Map<string, number> => {
   const types = snapshot.snapshot.meta.node_types[0]
   const width = fields.length
   const [type, name, size] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")]
-  const out = new Map<string, number>()
+  const out = new Map<string, { size: number; count: number }>()
   for (let k = 0; k < snapshot.nodes.length; k += width) {
     const t = types[snapshot.nodes[k + type] as number] as string
     const kind = t === "object" || t === "closure" ? `${t} ${snapshot.strings[snapshot.nodes[k + name] as number]}` : t
-    out.set(kind, (out.get(kind) ?? 0) + (snapshot.nodes[k + size] as number))
+    const was = out.get(kind) ?? { size: 0, count: 0 }
+    out.set(kind, { size: was.size + (snapshot.nodes[k + size] as number), count: was.count + 1 })
   }
   return out
 }
@@ -124,18 +182,25 @@ export const soakBenchmark = async (
     const serverOut = lines(server.stdout)
     await waitFor("the server", () => serverOut.includes("ready"))
 
+    const probeModule = path.join(work, "probe.mjs")
+    const probeFile = path.join(work, "probe.jsonl")
+    fs.writeFileSync(probeModule, probe)
+    const forceGc = process.env.SOAK_GC === "1"
     const watcher = spawn(
       [
         "node",
         ...nodeArgs,
         ...(heap ? ["--heapsnapshot-signal=SIGUSR2"] : []),
+        ...(forceGc ? ["--expose-gc"] : []),
+        "--import",
+        url.pathToFileURL(probeModule).href,
         bin,
         "watch",
         "--json",
         "--interval",
         "1 second"
       ],
-      { cwd: work }
+      { cwd: work, env: { ...process.env, SOAK_PROBE_FILE: probeFile } }
     )
     let walkedLines = 0
     watcher.stdout?.on("data", (b: Buffer) => {
@@ -152,18 +217,25 @@ export const soakBenchmark = async (
     const progress = lines(churn.stdout)
     const made = () => (JSON.parse(progress.at(-1) ?? '{"made":0}') as { made: number }).made
 
-    const samples: Array<{ t: number; rss: number; made: number; entries: number }> = []
+    const samples: Array<{ t: number; rss: number; live: number; made: number; entries: number }> = []
     const started = Date.now()
     const snapshots: Array<string> = []
-    console.log("| t (s) | RSS (MB) | connections made | conntrack entries |")
-    console.log("|---|---|---|---|")
+    const liveName = forceGc ? "heap after a forced GC" : "heap after the last major GC"
+    console.log(
+      `| t (s) | RSS (MB) | heap total (MB) | heap used (MB) | ${liveName} (MB) | major GCs | external (MB) | array buffers (MB) | connections made | conntrack entries |`
+    )
+    console.log("|---|---|---|---|---|---|---|---|---|---|")
     for (let t = 10; t <= seconds; t += 10) {
       await new Promise((r) => setTimeout(r, started + t * 1000 - Date.now()))
       if (watcher.exitCode !== null) throw new Error(`the watcher exited: ${watcherErr.slice(-5).join(" / ")}`)
       const entries = Number(run(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).trim())
-      const sample = { t, rss: rssOf(pid), made: made(), entries }
+      const rss = rssOf(pid)
+      const p = await probeOf(pid, probeFile)
+      const sample = { t, rss, live: forceGc ? p.forced : p.afterMajor, made: made(), entries }
       samples.push(sample)
-      console.log(`| ${t} | ${fmt(sample.rss, 1)} | ${fmt(sample.made)} | ${fmt(entries)} |`)
+      console.log(
+        `| ${t} | ${fmt(rss, 1)} | ${fmt(p.heapTotal, 1)} | ${fmt(p.heapUsed, 1)} | ${fmt(sample.live, 1)} | ${p.majors} | ${fmt(p.external, 1)} | ${fmt(p.arrayBuffers, 1)} | ${fmt(sample.made)} | ${fmt(entries)} |`
+      )
       if (heap && t === heapAt) snapshots.push(await snapshotOf(pid, work, 1))
     }
     if (heap) snapshots.push(await snapshotOf(pid, work, 2))
@@ -182,19 +254,34 @@ export const soakBenchmark = async (
     console.log(
       `RSS median ${fmt(baseline, 1)} MB over ${half.t}-${half.t + 50} s (baseline) -> median ${fmt(end, 1)} MB over the last minute: ${growth >= 0 ? "+" : ""}${fmt(growth * 100, 1)}% (single samples: ${fmt(half.rss, 1)} MB at ${half.t} s -> ${fmt(last.rss, 1)} MB at ${last.t} s, ${single >= 0 ? "+" : ""}${fmt(single * 100, 1)}%); first sample ${fmt(samples[0]?.rss ?? 0, 1)} MB; ${fmt(last.made)} connections, ${walkedLines} walked lines`
     )
+    // The live heap: what the process keeps. Its growth is growth of our own objects, whatever V8's headroom does.
+    const liveBase = median(samples.slice(halfAt, halfAt + 6).map((s) => s.live))
+    const liveEnd = median(samples.slice(-6).map((s) => s.live))
+    const liveGrowth = (liveEnd - liveBase) / liveBase
+    console.log(
+      `${liveName}: median ${fmt(liveBase, 1)} MB over ${half.t}-${half.t + 50} s -> median ${fmt(liveEnd, 1)} MB over the last minute: ${liveGrowth >= 0 ? "+" : ""}${fmt(liveGrowth * 100, 1)}%; first sample ${fmt(samples[0]?.live ?? 0, 1)} MB`
+    )
     const warnings = watcherErr.filter((l) => l.includes("level=WARN") || l.includes("level=ERROR"))
     console.log(`watcher log lines at warning or above: ${warnings.length}`)
     for (const line of warnings.slice(0, 8)) console.log(`  ${line.slice(0, 240)}`)
 
     if (heap && snapshots.length === 2) {
       const [a, b] = [heapByKind(snapshots[0] as string), heapByKind(snapshots[1] as string)]
+      const total = (m: Map<string, { size: number }>) => [...m.values()].reduce((n, v) => n + v.size, 0)
       const grew = [...b]
-        .map(([kind, size]) => [kind, size - (a.get(kind) ?? 0), size] as const)
-        .sort((x, y) => y[1] - x[1])
-        .slice(0, 12)
-      console.log("heap growth between the two snapshots, by kind (self size):")
-      for (const [kind, delta, size] of grew) {
-        console.log(`  ${kind.slice(0, 60).padEnd(60)} +${fmt(delta / 1024)} KiB (now ${fmt(size / 1024)} KiB)`)
+        .map(([kind, now]) => {
+          const was = a.get(kind) ?? { size: 0, count: 0 }
+          return { kind, delta: now.size - was.size, counted: now.count - was.count, now }
+        })
+        .sort((x, y) => y.delta - x.delta)
+        .slice(0, 15)
+      console.log(
+        `heap snapshots: ${fmt(total(a) / 1024 / 1024, 1)} MB at ${heapAt} s, ${fmt(total(b) / 1024 / 1024, 1)} MB at the end; growth by kind (self size, count):`
+      )
+      for (const { kind, delta, counted, now } of grew) {
+        console.log(
+          `  ${kind.slice(0, 60).padEnd(60)} ${delta >= 0 ? "+" : ""}${fmt(delta / 1024)} KiB, ${counted >= 0 ? "+" : ""}${fmt(counted)} objects (now ${fmt(now.size / 1024)} KiB, ${fmt(now.count)})`
+        )
       }
     }
     return [
@@ -218,6 +305,9 @@ export const soakBenchmark = async (
       } catch {}
     }
     child.spawnSync("ip", ["netns", "del", name])
+    // SOAK_KEEP=DIR keeps the heap snapshots and the probe's lines there, to study further.
+    const keep = process.env.SOAK_KEEP
+    if (keep !== undefined && keep !== "") fs.cpSync(work, keep, { recursive: true })
     fs.rmSync(work, { recursive: true, force: true })
   }
 }
