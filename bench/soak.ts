@@ -55,6 +55,7 @@ const progress = setInterval(report, 10000)
 const probe = `
 import * as fs from "node:fs"
 import { PerformanceObserver, constants } from "node:perf_hooks"
+import * as v8 from "node:v8"
 const file = process.env.SOAK_PROBE_FILE
 let majors = 0, afterMajor = Number.NaN
 new PerformanceObserver((list) => {
@@ -71,7 +72,11 @@ process.on("SIGWINCH", () => {
     globalThis.gc()
     forced = process.memoryUsage().heapUsed
   }
-  fs.appendFileSync(file, JSON.stringify({ ...m, majors, afterMajor, forced }) + "\\n")
+  const spaces = {}
+  for (const x of v8.getHeapSpaceStatistics()) spaces[x.space_name] = [x.space_size, x.space_used_size]
+  const status = {}
+  for (const [, k, v] of fs.readFileSync("/proc/self/status", "utf8").matchAll(/^(Rss\\w+):\\s+(\\d+) kB/gm)) status[k] = Number(v) * 1024
+  fs.appendFileSync(file, JSON.stringify({ ...m, majors, afterMajor, forced, spaces, status }) + "\\n")
 })
 `
 
@@ -87,7 +92,13 @@ interface Probe {
 }
 
 const probeOf = async (pid: number, file: string): Promise<Probe> => {
-  const count = () => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "") : [])
+  const count = () =>
+    fs.existsSync(file)
+      ? fs
+          .readFileSync(file, "utf8")
+          .split("\n")
+          .filter((l) => l !== "")
+      : []
   const before = count().length
   process.kill(pid, "SIGWINCH")
   const line = await waitFor("the probe", () => count()[before], 10_000)
@@ -103,6 +114,13 @@ const probeOf = async (pid: number, file: string): Promise<Probe> => {
     afterMajor: mb(p.afterMajor),
     forced: mb(p.forced)
   }
+}
+
+/** CPU seconds (user + system) a process used so far: /proc/PID/stat counts clock ticks, 100 a second here. */
+const cpuOf = (pid: number): number => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 const rssOf = (pid: number): number => {
@@ -218,6 +236,9 @@ export const soakBenchmark = async (
     const made = () => (JSON.parse(progress.at(-1) ?? '{"made":0}') as { made: number }).made
 
     const samples: Array<{ t: number; rss: number; live: number; made: number; entries: number }> = []
+    const cpuAtStart = cpuOf(pid)
+    let cpuAtEnd = cpuAtStart
+    let majorsAtEnd = 0
     const started = Date.now()
     const snapshots: Array<string> = []
     const liveName = forceGc ? "heap after a forced GC" : "heap after the last major GC"
@@ -233,6 +254,8 @@ export const soakBenchmark = async (
       const p = await probeOf(pid, probeFile)
       const sample = { t, rss, live: forceGc ? p.forced : p.afterMajor, made: made(), entries }
       samples.push(sample)
+      cpuAtEnd = cpuOf(pid)
+      majorsAtEnd = p.majors
       console.log(
         `| ${t} | ${fmt(rss, 1)} | ${fmt(p.heapTotal, 1)} | ${fmt(p.heapUsed, 1)} | ${fmt(sample.live, 1)} | ${p.majors} | ${fmt(p.external, 1)} | ${fmt(p.arrayBuffers, 1)} | ${fmt(sample.made)} | ${fmt(entries)} |`
       )
@@ -260,6 +283,9 @@ export const soakBenchmark = async (
     const liveGrowth = (liveEnd - liveBase) / liveBase
     console.log(
       `${liveName}: median ${fmt(liveBase, 1)} MB over ${half.t}-${half.t + 50} s -> median ${fmt(liveEnd, 1)} MB over the last minute: ${liveGrowth >= 0 ? "+" : ""}${fmt(liveGrowth * 100, 1)}%; first sample ${fmt(samples[0]?.live ?? 0, 1)} MB`
+    )
+    console.log(
+      `watcher CPU: ${fmt(cpuAtEnd - cpuAtStart, 1)} s over ${seconds} s of churn (${fmt(((cpuAtEnd - cpuAtStart) / seconds) * 100, 1)}% of one CPU), ${majorsAtEnd} major GCs since it started`
     )
     const warnings = watcherErr.filter((l) => l.includes("level=WARN") || l.includes("level=ERROR"))
     console.log(`watcher log lines at warning or above: ${warnings.length}`)

@@ -8,6 +8,7 @@ import * as FlowWalker from "../FlowWalker.js"
 import * as KernelSupport from "../KernelSupport.js"
 import { resolve } from "../Options.js"
 import * as Flags from "./Flags.js"
+import * as Heap from "./Heap.js"
 import { ExitStatus } from "./Input.js"
 import { walkJson, walkText } from "./Render.js"
 
@@ -30,6 +31,8 @@ export const watchCommand = Command.make(
     Effect.gen(function* () {
       // A signal is how watch normally ends: exit 0, not 130/143.
       ;(yield* ExitStatus).signalEndsCleanly = true
+      // Memory that follows what the walker keeps, not V8's throughput headroom (see Heap.ts).
+      yield* Heap.bound
       const options = yield* Flags.walkerOptions(flags)
       // Fail fast on what a user can fix, instead of a walker that reports nothing or keeps retrying: events off,
       // then (from the walker's own first attempt) a missing conntrack or no privilege.
