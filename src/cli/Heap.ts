@@ -12,6 +12,7 @@
 import * as v8 from "node:v8"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 
 /** The default: the old space may grow to 1.5 times the live heap before the next full collection. */
@@ -29,11 +30,16 @@ export const growthFlag = (percent: number, execArgv: ReadonlyArray<string>): st
     ? `--heap-growing-percent=${percent}`
     : undefined
 
+/** Where V8 flags go: V8 itself by default; tests provide a recorder. */
+export class V8Flags extends Context.Reference<V8Flags>()("effect-conntrack/cli/V8Flags", {
+  defaultValue: () => ({ set: (flag: string): void => v8.setFlagsFromString(flag) })
+}) {}
+
 /**
  * Sets the growing factor from the environment. V8 reads it at every full collection, so setting it once the
  * process runs takes effect from the next one.
  */
 export const bound: Effect.Effect<void, ConfigError.ConfigError> = Effect.flatMap(growthPercent, (percent) => {
   const flag = growthFlag(percent, process.execArgv)
-  return flag === undefined ? Effect.void : Effect.sync(() => v8.setFlagsFromString(flag))
+  return flag === undefined ? Effect.void : Effect.flatMap(V8Flags, (flags) => Effect.sync(() => flags.set(flag)))
 })
