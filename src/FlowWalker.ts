@@ -199,11 +199,12 @@ const countEvents = (flows: Iterable<Flow>) => {
     else if (f.type === "DESTROY") destroyed++
     else updated++
   }
+  // Each update of a tagged metric looks its key up in the registry: counts of zero are not sent.
   return Effect.all(
     [
-      Metric.incrementBy(eventsBy.NEW, created),
-      Metric.incrementBy(eventsBy.UPDATE, updated),
-      Metric.incrementBy(eventsBy.DESTROY, destroyed)
+      created > 0 ? Metric.incrementBy(eventsBy.NEW, created) : Effect.void,
+      updated > 0 ? Metric.incrementBy(eventsBy.UPDATE, updated) : Effect.void,
+      destroyed > 0 ? Metric.incrementBy(eventsBy.DESTROY, destroyed) : Effect.void
     ],
     { discard: true }
   )

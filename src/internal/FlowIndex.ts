@@ -10,6 +10,9 @@
  *
  * A batch that rewrites the table (a dump) or that stays open across other work (a resync) copies the map instead, so
  * that the version it started from stays the root meanwhile.
+ *
+ * An older version kept alive keeps the undo logs between it and the root: memory in proportion to the changes made
+ * since. The walker keeps only its newest table.
  */
 
 interface Undo<V> {
