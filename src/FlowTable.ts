@@ -491,11 +491,32 @@ const dumped = (draft: Draft, flow: Flow): void => {
   const live = findIn(draft.live.get(id), liveIs(flow))
   const touched = draft.touched as Set<Live | Tomb>
   if (live !== undefined && draft.born?.has(live)) {
-    // Its life began in this resync's events, which tell all of it. The line is older news of it, or of the life
-    // before it on the same 4-tuple and id: that cannot be told apart, and it is not taken as a death of either.
+    // Its life began in this resync's events. With a life before it on the same 4-tuple and id, the line may be news
+    // of either: that cannot be told apart, and it is taken as neither.
     const before = findIn(draft.tombs.get(id), tombIs(flow))
-    if (before !== undefined) show(draft, before)
-    show(draft, live)
+    if (before !== undefined) {
+      show(draft, before)
+      show(draft, live)
+      return
+    }
+    // Otherwise it is news of this life: older than its events, or newer (the dump read the kernel after an event
+    // the walker has not read yet).
+    if (isClosed(flow)) {
+      show(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
+      return
+    }
+    if (stateRank(flow) <= stateRank(live.flow)) {
+      show(draft, live)
+      return
+    }
+    const next = setLive(draft, id, live, {
+      active: live.active || opens(draft, flow),
+      flow,
+      firstSeen: live.firstSeen,
+      lastSeen: draft.now
+    })
+    draft.born.add(next)
+    show(draft, touch(draft, next))
     return
   }
   if (live !== undefined) {

@@ -233,6 +233,20 @@ describe("FlowTable: one life, observations in any order", () => {
     }
   })
 
+  it("a dump line newer than the events of a life born in the resync moves it on (its UPDATE not read yet)", () => {
+    for (const includeNew of [true, false]) {
+      const r = FlowTable.beginResync(start({ includeNew }))
+      r.addEvents([flow(1, "SYN_SENT", "NEW")])
+      r.addDump([flow(1, "ESTABLISHED")])
+      const done = r.done(start()) as FlowTable.Folded
+      const w = FlowTable.walk(done.table, 0).walked
+      expect(w.map((x) => `${x.flow.id}:${x.flow.state}:${x.active}`)).toStrictEqual(["1:ESTABLISHED:true"])
+      // The UPDATE read afterwards is older news.
+      const later = FlowTable.applyAll(done.table, [flow(1, "SYN_RECV", "UPDATE")]).table
+      expect(FlowTable.active(later).map((x) => x.flow.state)).toStrictEqual(["ESTABLISHED"])
+    }
+  })
+
   it("a stale NEW of a connection a newer dump line showed closed does not begin a new life", () => {
     const r = FlowTable.beginResync(start())
     r.addDump([flow(1, "TIME_WAIT")])
