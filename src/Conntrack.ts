@@ -123,7 +123,9 @@ export const start = (
     yield* Effect.addFinalizer(() => stop(proc, shown, o.stopTimeout))
 
     const listening = yield* Deferred.make<void>()
-    const failure = yield* Deferred.make<never, ConntrackError>()
+    // conntrack 1.4.6+ keeps running after ENOBUFS: it is stopped, and its end is then reported as the overflow. (Not
+    // `Stream.interruptWhen`: that races every chunk read against the signal, a cost paid on every chunk.)
+    let overflowed = false
     const stderrTail: Array<string> = []
     let permissionRefused = false
 
@@ -141,9 +143,11 @@ export const start = (
         return Effect.logDebug(line)
       }
       if (line.includes("We have hit ENOBUFS")) {
+        if (overflowed) return Effect.void
+        overflowed = true
         return Metric.increment(Metrics.overflows).pipe(
           Effect.zipRight(LogLimit.warn(`${shown}: ${line}`)),
-          Effect.zipRight(Deferred.fail(failure, new EventOverflow({ command: shown })))
+          Effect.zipRight(stop(proc, shown, o.stopTimeout))
         )
       }
       // These become the typed error's text: no separate warning.
@@ -177,6 +181,7 @@ export const start = (
     )
 
     const exitError = (exitCode: number | undefined, signal: string | undefined): ConntrackError => {
+      if (overflowed) return new EventOverflow({ command: shown })
       const stderr = [...stderrTail]
       if (permissionRefused) return new PermissionDenied({ command: shown, stderr })
       if (exitCode === 127 && stderr.some((l) => /No such file or directory/.test(l))) {
@@ -219,8 +224,7 @@ export const start = (
         )
       ),
       parseChunks(format, shown),
-      Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain)),
-      Stream.interruptWhen(Deferred.await(failure))
+      Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain))
     )
     const exitedFirst = proc.exitCode.pipe(
       Effect.either,

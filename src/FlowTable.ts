@@ -146,8 +146,22 @@ const replaceIn = <A extends object>(editor: FlowIndex.Editor<Slot<A>>, id: numb
 /** Connections opened or closed by one fold, by family and protocol (for metrics). */
 export type Counts = Map<string, number>
 
-/** The `family proto` key of `Counts`. */
-export const countKey = (flow: Flow): string => `${flow.family} ${flow.proto}`
+const keys = new Map<string, Map<string, string>>()
+
+/** The `family proto` key of `Counts` (made once per pair: a fold counts every flow it opens or closes). */
+export const countKey = (flow: Flow): string => {
+  let byProto = keys.get(flow.family)
+  if (byProto === undefined) {
+    byProto = new Map()
+    keys.set(flow.family, byProto)
+  }
+  let key = byProto.get(flow.proto)
+  if (key === undefined) {
+    key = `${flow.family} ${flow.proto}`
+    byProto.set(flow.proto, key)
+  }
+  return key
+}
 
 const count = (counts: Counts, flow: Flow) => {
   const key = countKey(flow)
@@ -259,7 +273,7 @@ const forgetOldest = (
   forget: number
 ): [FlowIndex.FlowIndex<Slot<Tomb>>, number] => {
   const all: Array<[number, Tomb]> = []
-  FlowIndex.compact(index).base.forEach((slot, id) => {
+  FlowIndex.forEach(index, (slot, id) => {
     if (Array.isArray(slot)) for (const t of slot as ReadonlyArray<Tomb>) all.push([id, t])
     else all.push([id, slot as Tomb])
   })
@@ -477,11 +491,32 @@ const dumped = (draft: Draft, flow: Flow): void => {
   const live = findIn(draft.live.get(id), liveIs(flow))
   const touched = draft.touched as Set<Live | Tomb>
   if (live !== undefined && draft.born?.has(live)) {
-    // Its life began in this resync's events, which tell all of it. The line is older news of it, or of the life
-    // before it on the same 4-tuple and id: that cannot be told apart, and it is not taken as a death of either.
+    // Its life began in this resync's events. With a life before it on the same 4-tuple and id, the line may be news
+    // of either: that cannot be told apart, and it is taken as neither.
     const before = findIn(draft.tombs.get(id), tombIs(flow))
-    if (before !== undefined) show(draft, before)
-    show(draft, live)
+    if (before !== undefined) {
+      show(draft, before)
+      show(draft, live)
+      return
+    }
+    // Otherwise it is news of this life: older than its events, or newer (the dump read the kernel after an event
+    // the walker has not read yet).
+    if (isClosed(flow)) {
+      show(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
+      return
+    }
+    if (stateRank(flow) <= stateRank(live.flow)) {
+      show(draft, live)
+      return
+    }
+    const next = setLive(draft, id, live, {
+      active: live.active || opens(draft, flow),
+      flow,
+      firstSeen: live.firstSeen,
+      lastSeen: draft.now
+    })
+    draft.born.add(next)
+    show(draft, touch(draft, next))
     return
   }
   if (live !== undefined) {
@@ -591,71 +626,94 @@ export interface Resync {
    * The table after the dump, built on `current` (the table as it is now: it may differ from the one the resync began
    * with only by walks and readers). Active connections neither the dump nor this resync's events showed died while
    * we were not listening: they are reported dead once. Remembered dead ones the dump no longer shows are forgotten.
-   * Undefined once the resync is over.
+   * Undefined once the resync is over. `changes` (default: as the resync began) says whether to return them: asked
+   * for from a resync that did not collect them, they are the deaths it reported, then every active connection.
    */
-  readonly done: (current: FlowTable, now?: number) => Folded | undefined
+  readonly done: (current: FlowTable, now?: number, changes?: boolean) => Folded | undefined
   /**
    * Ends a resync whose dump did not finish (its conntrack failed): what the dump and the events showed is kept, but
    * nothing is taken as gone, since the dump did not see everything. Undefined once the resync is over.
    */
-  readonly abort: (current: FlowTable, now?: number) => Folded | undefined
+  readonly abort: (current: FlowTable, now?: number, changes?: boolean) => Folded | undefined
+}
+
+/** Options of a resync. */
+export interface ResyncOptions {
+  /** The time the resync starts (milliseconds), for `firstSeen` and `lastSeen`. Default 0. */
+  readonly now?: number
+  /**
+   * Work out each change as it is folded (default true). Without them a dump of a large table costs less; `done` can
+   * still give the table's changes as a whole.
+   */
+  readonly changes?: boolean
 }
 
 /** Starts replacing what the table believes with a fresh dump (see `Resync`). */
-export const beginResync = (current: FlowTable, options: { readonly now?: number } = {}): Resync => {
-  // A dump rewrites the whole table: edit native copies (see FlowIndex.edit). Changes are always worked out, so that a
-  // subscriber who joins while the dump runs gets all of them.
-  const draft = begin(repr(current), Number.POSITIVE_INFINITY, { changes: true, now: options.now ?? 0, resync: true })
-  let open = true
+export const beginResync = (current: FlowTable, options: ResyncOptions = {}): Resync => {
+  const collecting = options.changes !== false
+  // A dump rewrites the whole table: edit native copies (see FlowIndex.edit).
+  let draft: Draft | undefined = begin(repr(current), Number.POSITIVE_INFINITY, {
+    changes: collecting,
+    now: options.now ?? 0,
+    resync: true
+  })
   const add = (fold: (draft: Draft, flow: Flow) => void) => (flows: Iterable<Flow>, now?: number) => {
-    if (!open) return false
+    if (draft === undefined) return false
     if (now !== undefined) draft.now = now
     for (const flow of flows) fold(draft, flow)
     return true
   }
-  const end = (current: FlowTable, now: number | undefined, complete: boolean): Folded => {
-    open = false
-    if (now !== undefined) draft.now = now
-    const shown = draft.shown as Set<Live | Tomb>
-    const touched = draft.touched as Set<Live | Tomb>
+  const end = (current: FlowTable, now: number | undefined, complete: boolean, changes: boolean): Folded => {
+    const d = draft as Draft
+    // Let go of the resync's bookkeeping (and its changes) once it is over: the resync may outlive it.
+    draft = undefined
+    if (now !== undefined) d.now = now
+    const shown = d.shown as Set<Live | Tomb>
+    const touched = d.touched as Set<Live | Tomb>
     const kept = (a: Live | Tomb) => !complete || shown.has(a) || touched.has(a)
     const gone: Array<[number, Live]> = []
     const stale: Array<[number, Tomb]> = []
-    draft.live.forEach((slot, id) => {
+    d.live.forEach((slot, id) => {
       if (!Array.isArray(slot)) {
         if (!kept(slot as Live)) gone.push([id, slot as Live])
       } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
     })
-    draft.tombs.forEach((slot, id) => {
+    d.tombs.forEach((slot, id) => {
       if (!Array.isArray(slot)) {
         if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
       } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
     })
     // Destroyed while the dump ran: with the dump over, nothing older can arrive.
-    for (const [id, tomb] of draft.destroyed ?? []) {
-      if (kept(tomb) && findIn(draft.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])
+    for (const [id, tomb] of d.destroyed ?? []) {
+      if (kept(tomb) && findIn(d.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])
     }
-    for (const [id, tomb] of stale) forget(draft, id, tomb)
+    for (const [id, tomb] of stale) forget(d, id, tomb)
     for (const [id, live] of gone) {
       // Gone from the kernel: an active one died while we were not listening; a NEW-only one is dropped.
-      if (live.active) endLife(draft, id, live, "gone")
-      else removeLive(draft, id, live)
+      if (live.active) endLife(d, id, live, "gone")
+      else removeLive(d, id, live)
     }
-    shown.clear()
-    touched.clear()
-    draft.born?.clear()
-    return folded(repr(current), draft)
+    const result = folded(repr(current), d)
+    if (!changes) return result.changes.length === 0 ? result : { ...result, changes: [] }
+    if (collecting) return result
+    return {
+      ...result,
+      changes: [
+        ...d.died.map((dead) => Change.Died({ flow: dead.flow })),
+        ...active(result.table).map((w) => Change.Upserted({ flow: w.flow }))
+      ]
+    }
   }
   return {
     addDump: add(dumped),
     addEvents: add(event),
-    done: (current, now) => (open ? end(current, now, true) : undefined),
-    abort: (current, now) => (open ? end(current, now, false) : undefined)
+    done: (current, now, changes = collecting) => (draft === undefined ? undefined : end(current, now, true, changes)),
+    abort: (current, now, changes = collecting) => (draft === undefined ? undefined : end(current, now, false, changes))
   }
 }
 
 /** Replaces what the table believes with a fresh dump, in one step (see `beginResync`). */
-export const resync = (current: FlowTable, dump: Iterable<Flow>, options: { readonly now?: number } = {}): Folded => {
+export const resync = (current: FlowTable, dump: Iterable<Flow>, options: ResyncOptions = {}): Folded => {
   const r = beginResync(current, options)
   r.addDump(dump)
   return r.done(current) as Folded

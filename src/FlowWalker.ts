@@ -21,12 +21,13 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Conntrack from "./Conntrack.js"
-import type { ConntrackNotFound, PermissionDenied } from "./Errors.js"
+import type { ConntrackError, ConntrackNotFound, PermissionDenied } from "./Errors.js"
 import type { Flow } from "./Flow.js"
 import * as FlowTable from "./FlowTable.js"
 import * as KernelSupport from "./KernelSupport.js"
@@ -189,7 +190,7 @@ const eventsBy = {
   DESTROY: Metric.tagged(Metrics.events, "type", "DESTROY")
 }
 
-const countEvents = (flows: Chunk.Chunk<Flow>) => {
+const countEvents = (flows: Iterable<Flow>) => {
   let created = 0
   let updated = 0
   let destroyed = 0
@@ -198,29 +199,31 @@ const countEvents = (flows: Chunk.Chunk<Flow>) => {
     else if (f.type === "DESTROY") destroyed++
     else updated++
   }
+  // Each update of a tagged metric looks its key up in the registry: counts of zero are not sent.
   return Effect.all(
     [
-      Metric.incrementBy(eventsBy.NEW, created),
-      Metric.incrementBy(eventsBy.UPDATE, updated),
-      Metric.incrementBy(eventsBy.DESTROY, destroyed)
+      created > 0 ? Metric.incrementBy(eventsBy.NEW, created) : Effect.void,
+      updated > 0 ? Metric.incrementBy(eventsBy.UPDATE, updated) : Effect.void,
+      destroyed > 0 ? Metric.incrementBy(eventsBy.DESTROY, destroyed) : Effect.void
     ],
     { discard: true }
   )
 }
 
-const aborted = (resync: FlowTable.Resync, t: FlowTable.FlowTable, now: number): FlowTable.Folded =>
-  resync.abort(t, now) ?? { table: t, changes: [], opened: new Map(), closed: new Map() }
+const aborted = (resync: FlowTable.Resync, t: FlowTable.FlowTable, now: number, changes: boolean): FlowTable.Folded =>
+  resync.abort(t, now, changes) ?? { table: t, changes: [], opened: new Map(), closed: new Map() }
 
 interface Numbered {
   readonly seq: number
   readonly change: FlowTable.Change
 }
 
-/** What a session's merged stream carries: dumped flows, the dump's end, or events. */
+/** What a session's queue carries: dumped flows, the dump's end, events, or why a feed ended. */
 type Arrival =
   | { readonly _tag: "Dump"; readonly flows: Chunk.Chunk<Flow> }
   | { readonly _tag: "DumpEnd" }
   | { readonly _tag: "Events"; readonly flows: Chunk.Chunk<Flow> }
+  | { readonly _tag: "Ended"; readonly cause: Cause.Cause<ConntrackError> }
 
 /**
  * The live walker; its loop runs in the current scope. With a `FileSystem` in the context, `maxDead` and
@@ -282,50 +285,85 @@ export const make = (
         const started = yield* Clock.currentTimeMillis
         // The dump and the events are folded as they arrive (the events keep being read while conntrack -L runs,
         // up to `eventBuffer` chunks ahead), into a resync nobody sees until the dump is in.
-        const resync = FlowTable.beginResync(yield* Ref.get(table), { now: started })
+        // Changes are worked out as the dump folds only for subscribers there already are; one who joins meanwhile
+        // gets them from `done` as a whole.
+        const resync = FlowTable.beginResync(yield* Ref.get(table), {
+          now: started,
+          changes: (yield* Ref.get(subscribers)) > 0
+        })
         let dumped = 0
         let syncing = true
-        const dumpSide = Conntrack.dump(o).pipe(
-          Stream.chunks,
-          Stream.map((flows): Arrival => ({ _tag: "Dump", flows })),
-          Stream.concat(Stream.succeed<Arrival>({ _tag: "DumpEnd" }))
-        )
-        const eventSide = events.flows.pipe(
-          Stream.bufferChunks({ capacity: o.eventBuffer }),
-          Stream.chunks,
-          Stream.map((flows): Arrival => ({ _tag: "Events", flows }))
-        )
-        const arrive = (arrival: Arrival) =>
+        // Both outputs go through one queue, in the order they arrive: the events keep being read while conntrack -L
+        // runs (up to `eventBuffer` chunks ahead), and a feed that ends puts its cause in line behind what it read.
+        const arrivals = yield* Queue.bounded<Arrival>(o.eventBuffer)
+        const feed = <R>(
+          stream: Stream.Stream<Flow, ConntrackError, R>,
+          tag: "Dump" | "Events",
+          after: Effect.Effect<void>
+        ) =>
+          Stream.runForEachChunk(stream, (flows) => Queue.offer(arrivals, { _tag: tag, flows })).pipe(
+            Effect.zipRight(after),
+            Effect.catchAllCause((cause) => Queue.offer(arrivals, { _tag: "Ended", cause })),
+            Effect.forkScoped
+          )
+        yield* feed(Conntrack.dump(o), "Dump", Queue.offer(arrivals, { _tag: "DumpEnd" }))
+        // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
+        yield* feed(events.flows, "Events", Effect.void)
+
+        const synced = (now: number) =>
+          Effect.gen(function* () {
+            yield* fold((t, changes) => resync.done(t, now, changes) as FlowTable.Folded)
+            syncing = false
+            yield* Ref.set(status, { ready: true, synced: true, failures: 0 })
+            yield* Metric.set(Metrics.walkerReady, 1)
+            yield* Metric.update(Metrics.resyncDuration, (now - started) / 1000)
+            yield* Deferred.succeed(ready, undefined)
+            yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped in ${now - started} ms`)
+          })
+        // Everything waiting is taken at once: the events of several chunks fold in one step.
+        const arrive = (batch: Chunk.Chunk<Arrival>) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
-            switch (arrival._tag) {
-              case "Dump":
-                dumped += arrival.flows.length
-                resync.addDump(arrival.flows, now)
-                return
-              case "DumpEnd": {
-                yield* fold((t) => resync.done(t, now) as FlowTable.Folded)
-                syncing = false
-                yield* Ref.set(status, { ready: true, synced: true, failures: 0 })
-                yield* Metric.set(Metrics.walkerReady, 1)
-                yield* Metric.update(Metrics.resyncDuration, (now - started) / 1000)
-                yield* Deferred.succeed(ready, undefined)
-                yield* Effect.logDebug(`conntrack walker synced: ${dumped} flows dumped in ${now - started} ms`)
-                return
+            let folding: Array<Flow> = []
+            const foldEvents = Effect.suspend(() => {
+              const flows = folding
+              folding = []
+              return flows.length === 0
+                ? Effect.void
+                : Effect.zipRight(
+                    countEvents(flows),
+                    fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }))
+                  )
+            })
+            for (const arrival of batch) {
+              switch (arrival._tag) {
+                case "Dump":
+                  dumped += arrival.flows.length
+                  resync.addDump(arrival.flows, now)
+                  break
+                case "DumpEnd":
+                  yield* synced(now)
+                  break
+                case "Events":
+                  if (syncing) {
+                    yield* countEvents(arrival.flows)
+                    resync.addEvents(arrival.flows, now)
+                  } else for (const flow of arrival.flows) folding.push(flow)
+                  break
+                case "Ended":
+                  yield* foldEvents
+                  return yield* Effect.failCause(arrival.cause)
               }
-              case "Events":
-                yield* countEvents(arrival.flows)
-                if (syncing) resync.addEvents(arrival.flows, now)
-                else yield* fold((t, changes) => FlowTable.applyAll(t, arrival.flows, { now, changes }))
             }
+            yield* foldEvents
           })
-        // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start). A session
-        // that fails while dumping keeps what its dump and events showed, and takes nothing as gone.
-        yield* Stream.merge(dumpSide, eventSide).pipe(
-          Stream.runForEach(arrive),
+        // A session that fails while dumping keeps what its dump and events showed, and takes nothing as gone.
+        yield* Queue.takeBetween(arrivals, 1, Number.POSITIVE_INFINITY).pipe(
+          Effect.flatMap(arrive),
+          Effect.forever,
           Effect.onError(() =>
             syncing
-              ? Effect.flatMap(Clock.currentTimeMillis, (now) => fold((t) => aborted(resync, t, now)))
+              ? Effect.flatMap(Clock.currentTimeMillis, (now) => fold((t, changes) => aborted(resync, t, now, changes)))
               : Effect.void
           )
         )

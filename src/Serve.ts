@@ -10,7 +10,6 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import { FlowWalker, type Status } from "./FlowWalker.js"
@@ -53,36 +52,4 @@ export const layer = (
   options: ServeOptions = {}
 ): Layer.Layer<never, never, HttpServer.HttpServer | FlowWalker | Prometheus> => HttpServer.serve(router(options))
 
-/** The HTTP server could not listen on the address. */
-export class ListenFailed extends Data.TaggedError("ListenFailed")<{
-  readonly address: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `cannot listen on ${this.address}: ${this.reason}`
-  }
-}
-
-/** A `HOST:PORT` to listen on (`[::1]:9464` for IPv6). */
-export interface ListenAddress {
-  readonly host: string
-  readonly port: number
-}
-
-/** The default address: this host only. `0.0.0.0:9464` serves a fleet's Prometheus. */
-export const defaultListen = "127.0.0.1:9464"
-
-/** Why `HOST:PORT` is not an address to listen on. */
-export class BadListenAddress extends Data.TaggedError("BadListenAddress")<{ readonly input: string }> {
-  override get message() {
-    return `--listen must be HOST:PORT (e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::]:9464), not ${JSON.stringify(this.input)}`
-  }
-}
-
-/** Parses `HOST:PORT` (the host in brackets when it is an IPv6 address). */
-export const parseListen = (input: string): Effect.Effect<ListenAddress, BadListenAddress> => {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(input.trim())
-  const port = m === null ? Number.NaN : Number(m[3])
-  if (m === null || !(port >= 0 && port <= 65_535)) return Effect.fail(new BadListenAddress({ input }))
-  return Effect.succeed({ host: (m[1] ?? m[2]) as string, port })
-}
+export { BadListenAddress, defaultListen, type ListenAddress, ListenFailed, parseListen } from "./Listen.js"

@@ -233,6 +233,20 @@ describe("FlowTable: one life, observations in any order", () => {
     }
   })
 
+  it("a dump line newer than the events of a life born in the resync moves it on (its UPDATE not read yet)", () => {
+    for (const includeNew of [true, false]) {
+      const r = FlowTable.beginResync(start({ includeNew }))
+      r.addEvents([flow(1, "SYN_SENT", "NEW")])
+      r.addDump([flow(1, "ESTABLISHED")])
+      const done = r.done(start()) as FlowTable.Folded
+      const w = FlowTable.walk(done.table, 0).walked
+      expect(w.map((x) => `${x.flow.id}:${x.flow.state}:${x.active}`)).toStrictEqual(["1:ESTABLISHED:true"])
+      // The UPDATE read afterwards is older news.
+      const later = FlowTable.applyAll(done.table, [flow(1, "SYN_RECV", "UPDATE")]).table
+      expect(FlowTable.active(later).map((x) => x.flow.state)).toStrictEqual(["ESTABLISHED"])
+    }
+  })
+
   it("a stale NEW of a connection a newer dump line showed closed does not begin a new life", () => {
     const r = FlowTable.beginResync(start())
     r.addDump([flow(1, "TIME_WAIT")])
@@ -410,6 +424,26 @@ describe("FlowTable.resync", () => {
     expect(walked(synced).report).toStrictEqual(["1:active", "2:dead", "3:active", "4:dead"])
     // Flow 1's line confirms what the table knew: no change to tell.
     expect(changes.map((c) => `${c._tag}:${c.flow.id}`).sort()).toStrictEqual(["Died:2", "Died:4", "Upserted:3"])
+  })
+
+  it("without changes worked out as it folds, gives them as a whole when asked at the end, and none otherwise", () => {
+    const table = fold(start(), [flow(1, "ESTABLISHED", "UPDATE"), flow(2, "ESTABLISHED", "UPDATE")])
+    const dump = [flow(1, "ESTABLISHED"), flow(3, "ESTABLISHED"), flow(4, "TIME_WAIT")]
+    const tags = (f: FlowTable.Folded | undefined) =>
+      (f as FlowTable.Folded).changes.map((c) => `${c._tag}:${c.flow.id}`)
+    const quiet = FlowTable.beginResync(table, { changes: false })
+    quiet.addDump(dump)
+    const none = quiet.done(table, 0, false) as FlowTable.Folded
+    expect(none.changes).toStrictEqual([])
+    expect(walked(none.table).report).toStrictEqual(["1:active", "2:dead", "3:active", "4:dead"])
+    // A subscriber joined meanwhile: the deaths, then every active connection (its snapshot was the table before).
+    const asked = FlowTable.beginResync(table, { changes: false })
+    asked.addDump(dump)
+    expect(tags(asked.done(table, 0, true))).toStrictEqual(["Died:4", "Died:2", "Upserted:1", "Upserted:3"])
+    // Worked out as it folds, but nobody listens any more: none.
+    const dropped = FlowTable.beginResync(table)
+    dropped.addDump(dump)
+    expect(tags(dropped.done(table, 0, false))).toStrictEqual([])
   })
 
   it("tells subscribers only what a dump changed: a line that confirms a connection's state is no change", () => {

@@ -357,7 +357,12 @@ describe("the reducer against a simulated kernel", () => {
           }
           sim.settle()
         }),
-        { numRuns: Number(process.env.MODEL_RUNS ?? 10_000) }
+        {
+          numRuns: Number(process.env.MODEL_RUNS ?? 10_000),
+          ...(process.env.MODEL_SEED
+            ? { seed: Number(process.env.MODEL_SEED), path: process.env.MODEL_PATH ?? "" }
+            : {})
+        }
       )
     })
   }

@@ -1,58 +1,77 @@
 /**
- * An immutable map from numbers (conntrack ids) to values, fast for the two shapes of work a flow table does: bulk
- * loads (a dump of 262,144 flows) and a steady trickle of small changes (events).
+ * An immutable map from numbers (conntrack ids) to values, at the speed of a native `Map` for the way a flow table
+ * uses it: each batch of changes is made to the newest version, and the versions before it are rarely read again.
  *
- * It is a native `Map` that is never written after it is published (the base), plus a small persistent `HashMap`
- * of changes on top of it (the overlay; `null` marks a removal). A batch that is large next to the table is applied
- * to a fresh copy of the base; small batches go to the overlay, which is folded into a new base once it grows past
- * a fraction of the table. Every operation returns a new index and leaves the old one as it was.
+ * Every version is a node. The newest (the root) holds the one native `Map`; every other node holds an undo log, the
+ * changes that turn the next newer version back into it. Reading an older version first moves the `Map` to it
+ * (rerooting: the undo log is applied and the node it came from gets the log that redoes it), so every version reads
+ * as it was when it was made, at a cost proportional to the changes between it and the root. This is Baker's trick
+ * for persistent arrays, applied to a hash map.
+ *
+ * A batch that rewrites the table (a dump) or that stays open across other work (a resync) copies the map instead, so
+ * that the version it started from stays the root meanwhile.
+ *
+ * An older version kept alive keeps the undo logs between it and the root: memory in proportion to the changes made
+ * since. The walker keeps only its newest table.
  */
-import * as HashMap from "effect/HashMap"
-import * as Option from "effect/Option"
+
+interface Undo<V> {
+  /** Applied from the last entry to the first, these changes turn `next`'s map into this version's. */
+  readonly keys: Array<number>
+  readonly values: Array<V | undefined>
+  readonly next: Node<V>
+}
+
+interface Node<V> {
+  content: Map<number, V> | Undo<V>
+}
 
 export interface FlowIndex<V> {
-  readonly base: ReadonlyMap<number, V>
-  readonly overlay: HashMap.HashMap<number, V | null>
+  readonly node: Node<V>
   readonly size: number
 }
 
-export const empty = <V>(): FlowIndex<V> => ({ base: new Map(), overlay: HashMap.empty(), size: 0 })
+export const empty = <V>(): FlowIndex<V> => ({ node: { content: new Map() }, size: 0 })
 
-export const get = <V>(index: FlowIndex<V>, key: number): V | undefined => {
-  if (HashMap.size(index.overlay) > 0) {
-    const o = HashMap.get(index.overlay, key)
-    if (Option.isSome(o)) return o.value === null ? undefined : o.value
+/** The native map holding `node`'s entries: moved there from the root first if need be. */
+const reroot = <V>(node: Node<V>): Map<number, V> => {
+  if (node.content instanceof Map) return node.content
+  const path: Array<Node<V>> = []
+  let root: Node<V> = node
+  while (!(root.content instanceof Map)) {
+    path.push(root)
+    root = root.content.next
   }
-  return index.base.get(key)
-}
-
-/** A base with every change of the overlay applied: a fresh native map. */
-const flatten = <V>(index: FlowIndex<V>): Map<number, V> => {
-  const map = new Map(index.base)
-  HashMap.forEach(index.overlay, (value, key) => {
-    if (value === null) map.delete(key)
-    else map.set(key, value)
-  })
+  const map = root.content
+  let newer = root
+  for (let p = path.length - 1; p >= 0; p--) {
+    const older = path[p] as Node<V>
+    const undo = older.content as Undo<V>
+    const n = undo.keys.length
+    // The redo log, in the same convention: applied from its last entry to its first, it undoes this undo.
+    const keys = new Array<number>(n)
+    const values = new Array<V | undefined>(n)
+    for (let k = n - 1; k >= 0; k--) {
+      const key = undo.keys[k] as number
+      keys[n - 1 - k] = key
+      values[n - 1 - k] = map.get(key)
+      const value = undo.values[k]
+      if (value === undefined) map.delete(key)
+      else map.set(key, value)
+    }
+    newer.content = { keys, values, next: older }
+    older.content = map
+    newer = older
+  }
   return map
 }
 
-/** Calls `f` on every entry, without copying (the base's entries the overlay does not change, then the overlay's). */
-export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => void): void => {
-  if (HashMap.size(index.overlay) === 0) {
-    index.base.forEach(f)
-    return
-  }
-  index.base.forEach((value, key) => {
-    if (!HashMap.has(index.overlay, key)) f(value, key)
-  })
-  HashMap.forEach(index.overlay, (value, key) => {
-    if (value !== null) f(value, key)
-  })
-}
+export const get = <V>(index: FlowIndex<V>, key: number): V | undefined => reroot(index.node).get(key)
 
-/** The same entries with an empty overlay (iteration is then native speed). */
-export const compact = <V>(index: FlowIndex<V>): FlowIndex<V> =>
-  HashMap.size(index.overlay) === 0 ? index : { base: flatten(index), overlay: HashMap.empty(), size: index.size }
+/** Calls `f` on every entry. */
+export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => void): void => {
+  reroot(index.node).forEach(f)
+}
 
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
 export interface Editor<V> {
@@ -63,12 +82,15 @@ export interface Editor<V> {
   readonly done: () => FlowIndex<V>
 }
 
-/** Starts a batch of about `expected` changes (`Infinity` when the batch rewrites the whole index). */
+/**
+ * Starts a batch of about `expected` changes (`Infinity` when the batch rewrites the whole index or stays open while
+ * other work reads the index). A small batch must be done before the index (or any version of it) is read again.
+ */
 export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
-  let size = index.size
-  // A large batch that is also a quarter of the table or more: copy once and write natively.
+  const current = reroot(index.node)
+  // A large batch, or one a quarter of the table or more: work on a copy (the index stays readable meanwhile).
   if (expected >= 1024 && expected * 4 >= index.size) {
-    const map = flatten(index)
+    const map = new Map(current)
     return {
       get: (key) => map.get(key),
       forEach: (f) => map.forEach(f),
@@ -78,40 +100,36 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
       remove: (key) => {
         map.delete(key)
       },
-      done: () => ({ base: map, overlay: HashMap.empty(), size: map.size })
+      done: () => ({ node: { content: map }, size: map.size })
     }
   }
-  // Persistent operations, not HashMap.beginMutation: in effect 3.22.4 a HashMap in mutation mode can crash on remove
-  // ("Cannot read properties of undefined"), which a walker under load hit.
-  let overlay = index.overlay
-  const current = (key: number): V | undefined => {
-    const o = HashMap.get(overlay, key)
-    if (Option.isSome(o)) return o.value === null ? undefined : o.value
-    return index.base.get(key)
-  }
+  // Otherwise in place, keeping the undo log that gives the version before back.
+  const keys: Array<number> = []
+  const values: Array<V | undefined> = []
+  let size = index.size
   return {
-    get: current,
-    forEach: (f) => {
-      index.base.forEach((value, key) => {
-        if (!HashMap.has(overlay, key)) f(value, key)
-      })
-      HashMap.forEach(overlay, (value, key) => {
-        if (value !== null) f(value, key)
-      })
-    },
+    get: (key) => current.get(key),
+    forEach: (f) => current.forEach(f),
     set: (key, value) => {
-      if (current(key) === undefined) size++
-      overlay = HashMap.set(overlay, key, value)
+      const old = current.get(key)
+      if (old === undefined) size++
+      keys.push(key)
+      values.push(old)
+      current.set(key, value)
     },
     remove: (key) => {
-      if (current(key) === undefined) return
+      const old = current.get(key)
+      if (old === undefined) return
       size--
-      overlay = index.base.has(key) ? HashMap.set(overlay, key, null) : HashMap.remove(overlay, key)
+      keys.push(key)
+      values.push(old)
+      current.delete(key)
     },
     done: () => {
-      const next = { base: index.base, overlay, size }
-      // Fold the overlay in once it is large next to the base: reads and walks stay fast.
-      return HashMap.size(next.overlay) > Math.max(4096, index.base.size / 8) ? compact(next) : next
+      if (keys.length === 0) return index
+      const root: Node<V> = { content: current }
+      index.node.content = { keys, values, next: root }
+      return { node: root, size }
     }
   }
 }
