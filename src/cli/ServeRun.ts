@@ -17,6 +17,7 @@ import * as MetricsExport from "../MetricsExport.js"
 import { resolve } from "../Options.js"
 import * as Serve from "../Serve.js"
 import * as Flags from "./Flags.js"
+import * as Heap from "./Heap.js"
 import { ExitStatus } from "./Input.js"
 
 export interface ServeFlags extends Flags.Given {
@@ -28,6 +29,8 @@ export const serve = (flags: ServeFlags) =>
   Effect.gen(function* () {
     // A daemon's normal end is a signal: it exits 0 then.
     ;(yield* ExitStatus).signalEndsCleanly = true
+    // Memory that follows what the walker keeps, not V8's throughput headroom (see Heap.ts).
+    yield* Heap.bound
     const options = yield* Flags.walkerOptions(flags)
     const procRoot = resolve(options).procRoot
     // Fail fast on what a user can fix, instead of a daemon that reports nothing or keeps retrying: events off here,
