@@ -23,7 +23,6 @@ import {
   hasHighByte,
   hexUint,
   SPACE,
-  sameBytes,
   startsWith,
   TAB,
   text,
@@ -312,6 +311,41 @@ const isStateWord = (i: number, j: number): boolean => {
   return true
 }
 
+/** The states conntrack prints (TCP, SCTP, DCCP), as bytes and as the one string each flow shares. */
+const STATES = [
+  "NONE",
+  "SYN_SENT",
+  "SYN_RECV",
+  "ESTABLISHED",
+  "FIN_WAIT",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "TIME_WAIT",
+  "CLOSE",
+  "SYN_SENT2",
+  "CLOSED",
+  "COOKIE_WAIT",
+  "COOKIE_ECHOED",
+  "SHUTDOWN_SENT",
+  "SHUTDOWN_RECD",
+  "SHUTDOWN_ACK_SENT",
+  "HEARTBEAT_SENT",
+  "HEARTBEAT_ACKED",
+  "REQUEST",
+  "RESPOND",
+  "PARTOPEN",
+  "OPEN",
+  "CLOSEREQ",
+  "CLOSING",
+  "TIMEWAIT"
+].map((word) => ({ word, bytes: wordBytes(word) }))
+
+/** The state word b[i, j) (already checked by `isStateWord`): a known one without a lookup. */
+const stateWord = (i: number, j: number): string => {
+  for (const state of STATES) if (equals(c.b, i, j, state.bytes)) return state.word
+  return words.get(c.b, i, j)
+}
+
 // What the header says about the tuples that follow.
 let declaredFamily: Family | undefined
 let portTuples = false
@@ -369,7 +403,7 @@ const header = (events: boolean): string | undefined => {
   }
   if (c.i < c.limit && b[c.i] !== BRACKET && find(b, EQUALS, c.i, c.j) === -1) {
     if (!isStateWord(c.i, c.j)) return `bad state: ${c.token()}`
-    flow.state = words.get(b, c.i, c.j)
+    flow.state = stateWord(c.i, c.j)
     c.skipSpaces(c.j)
   }
   return undefined
@@ -389,20 +423,34 @@ let dstTo = 0
 
 const familyName = (f: number): Family => (f === IPV4 ? "ipv4" : "ipv6")
 
-/** The address in b[v, j) as a string: the original tuple's own string when the reply repeats it. */
+/** The address in b[v, j) as a string, remembering where the original tuple's addresses are. */
 const addressString = (v: number, j: number, isSrc: boolean): string => {
-  const b = c.b
-  if (current === reply) {
-    if (isSrc && sameBytes(b, v, j, dstFrom, dstTo)) return original.dst as string
-    if (!isSrc && sameBytes(b, v, j, srcFrom, srcTo)) return original.src as string
-  } else if (isSrc) {
-    srcFrom = v
-    srcTo = j
-  } else {
-    dstFrom = v
-    dstTo = j
+  if (current === original) {
+    if (isSrc) {
+      srcFrom = v
+      srcTo = j
+    } else {
+      dstFrom = v
+      dstTo = j
+    }
   }
-  return cachedAddress(b, v, j)
+  // Shared only for flows kept long (a table): for flows thrown away the lookup costs more than the string.
+  return compact ? cachedAddress(c.b, v, j) : ascii(c.b, v, j)
+}
+
+/**
+ * The reply's address from `v` when it repeats the original's b[from, to) (no NAT): that address was checked and
+ * made already; its end goes into `c.j`. Undefined when it does not.
+ */
+const mirrored = (v: number, from: number, to: number, made: string | undefined): string | undefined => {
+  if (made === undefined) return undefined
+  const b = c.b
+  const limit = c.limit
+  const end = v + (to - from)
+  if (end > limit || (end < limit && b[end] !== SPACE)) return undefined
+  for (let k = 0; k < to - from; k++) if (b[v + k] !== b[from + k]) return undefined
+  c.j = end
+  return made
 }
 
 /*
@@ -549,11 +597,9 @@ const addressValue = (v: number): number => {
   let dots = 0
   let digits = 0
   let octet = 0
-  let h = 0
   for (; k < limit; k++) {
     const d = b[k] as number
     if (d === SPACE) break
-    h = (h * 31 + d) | 0
     if (d === 46) {
       if (digits === 0) ok = false
       dots++
@@ -569,7 +615,17 @@ const addressValue = (v: number): number => {
     }
   }
   c.j = k
-  addressHash = h ^ (h >>> 15)
+  // The last bytes tell addresses apart best (a network's addresses share their start).
+  const n = k - v
+  addressHash =
+    n > 3
+      ? (b[k - 1] as number) |
+        ((b[k - 2] as number) << 5) |
+        ((b[k - 3] as number) << 10) |
+        ((b[k - 4] as number) << 15) |
+        (n << 20)
+      : n
+
   if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
   return ok && dots === 3 && digits > 0 ? IPV4 : NONE
 }
@@ -721,6 +777,15 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
 /** src= starts a tuple: the original, then the reply. */
 const src = (v: number): string | undefined => {
   if (tuples === 2) return "a third src= field"
+  if (tuples === 1) {
+    const same = mirrored(v, dstFrom, dstTo, original.dst)
+    if (same !== undefined) {
+      tuples = 2
+      current = reply
+      reply.src = same
+      return undefined
+    }
+  }
   const f = addressValue(v)
   const j = c.j
   if (f === NONE) return `bad address in src=${text(c.b, v, j)}`
@@ -733,6 +798,13 @@ const src = (v: number): string | undefined => {
 
 const dst = (v: number): string | undefined => {
   if (current === undefined) return "dst= before src="
+  if (current === reply) {
+    const same = mirrored(v, srcFrom, srcTo, original.src)
+    if (same !== undefined) {
+      reply.dst = same
+      return undefined
+    }
+  }
   const f = addressValue(v)
   const j = c.j
   if (f !== family) return `bad address in dst=${text(c.b, v, j)}`
