@@ -520,6 +520,12 @@ const fields = (suffixAt: number): number | string | typeof SLOW => {
         continue
       }
     }
+    const usual = usualField(i, first)
+    if (usual !== UNUSUAL) {
+      if (usual !== undefined) return usual
+      c.skipSpaces(c.j)
+      continue
+    }
     // key=value: the key ends at the first "=" of the token; the value parsers find the token's end.
     let eq = i
     while (eq < limit) {
@@ -630,83 +636,189 @@ const addressValue = (v: number): number => {
   return ok && dots === 3 && digits > 0 ? IPV4 : NONE
 }
 
+/*
+ * The fields conntrack prints on every line, told apart by their first byte and their key with its "=": no search
+ * for the key's end. Anything else (an unknown key, a key with odd bytes) goes through `field`.
+ */
+const W_SPORT_ = wordBytes("sport=")
+const W_DPORT_ = wordBytes("dport=")
+const W_PACKETS_ = wordBytes("packets=")
+const W_BYTES_ = wordBytes("bytes=")
+const W_ZONE_ = wordBytes("zone=")
+const W_ZONE_ORIG_ = wordBytes("zone-orig=")
+const W_ZONE_REPLY_ = wordBytes("zone-reply=")
+const W_MARK_ = wordBytes("mark=")
+const W_USE_ = wordBytes("use=")
+const W_ID_ = wordBytes("id=")
+const W_SECCTX_ = wordBytes("secctx=")
+const W_DELTA_TIME_ = wordBytes("delta-time=")
+
+/** Not one of the usual fields: `field` reads it. */
+const UNUSUAL = 2
+
+const usualField = (i: number, first: number): string | undefined | typeof UNUSUAL => {
+  const b = c.b
+  const limit = c.limit
+  switch (first) {
+    case 115 /* s */:
+      if (startsWith(b, i, limit, W_SPORT_)) return port(i + 6, true, i)
+      if (startsWith(b, i, limit, W_SECCTX_)) return secctx(i + 7)
+      break
+    case 100 /* d */:
+      if (startsWith(b, i, limit, W_DPORT_)) return port(i + 6, false, i)
+      if (startsWith(b, i, limit, W_DELTA_TIME_)) return deltaTime(i + 11)
+      break
+    case 112 /* p */:
+      if (startsWith(b, i, limit, W_PACKETS_)) return counter(i + 8, true)
+      break
+    case 98 /* b */:
+      if (startsWith(b, i, limit, W_BYTES_)) return counter(i + 6, false)
+      break
+    case 122 /* z */:
+      if (startsWith(b, i, limit, W_ZONE_)) return flowZone(i + 5)
+      if (startsWith(b, i, limit, W_ZONE_ORIG_)) return tupleZone(i + 10, original, i)
+      if (startsWith(b, i, limit, W_ZONE_REPLY_)) return tupleZone(i + 11, reply, i)
+      break
+    case 109 /* m */:
+      if (startsWith(b, i, limit, W_MARK_)) return mark(i + 5)
+      break
+    case 117 /* u */:
+      if (startsWith(b, i, limit, W_USE_)) return use(i + 4)
+      break
+    case 105 /* i */:
+      if (startsWith(b, i, limit, W_ID_)) return id(i + 3)
+      break
+  }
+  return UNUSUAL
+}
+
+/** sport= and dport=: the key starts at `i`. */
+const port = (v: number, isSrc: boolean, i: number): string | undefined => {
+  if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
+  const n = uintValue(v)
+  if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
+  if (isSrc) current.sport = n
+  else current.dport = n
+  return undefined
+}
+
+/** packets= and bytes= */
+const counter = (v: number, packets: boolean): string | undefined => {
+  if (current === undefined) return packets ? "packets= before src=" : "bytes= before src="
+  const n = uintValue(v)
+  if (n < 0) return `bad number in ${c.token()}`
+  if (packets) current.packets = n
+  else current.bytes = n
+  return undefined
+}
+
+/** A 32-bit number, or undefined. */
+const u32 = (v: number): number | undefined => {
+  const n = uintValue(v)
+  return n < 0 || n > 0xffffffff ? undefined : n
+}
+
+const mark = (v: number): string | undefined => {
+  flow.mark = u32(v)
+  return flow.mark === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+const use = (v: number): string | undefined => {
+  flow.use = u32(v)
+  return flow.use === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+const secmark = (v: number): string | undefined => {
+  flow.secmark = u32(v)
+  return flow.secmark === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+/** id=: the ICMP echo id inside an ICMP tuple that has its code and no id yet, else the conntrack id. */
+const id = (v: number): string | undefined => {
+  const n = uintValue(v)
+  if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
+    if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
+    current.id = n
+    return undefined
+  }
+  if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
+  flow.id = n
+  return undefined
+}
+
+const flowZone = (v: number): string | undefined => {
+  const n = uintValue(v)
+  if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
+  flow.zone = n
+  return undefined
+}
+
+/** zone-orig= and zone-reply=: the key starts at `i`. */
+const tupleZone = (v: number, target: TupleDraft, i: number): string | undefined => {
+  if (target.src === undefined) return `${text(c.b, i, v - 1)}= before its tuple`
+  const n = uintValue(v)
+  if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
+  target.zone = n
+  return undefined
+}
+
+const deltaTime = (v: number): string | undefined => {
+  const n = uintValue(v)
+  if (n < 0) return `bad number in ${c.token()}`
+  flow.deltaTime = n
+  return undefined
+}
+
+const secctx = (v: number): undefined => {
+  flow.secctx = texts.get(c.b, v, endFrom(v))
+  return undefined
+}
+
+/** type= and code= of an ICMP tuple. */
+const icmpByte = (v: number, isType: boolean): string | undefined => {
+  if (current === undefined) return isType ? "type= before src=" : "code= before src="
+  const n = uintValue(v)
+  if (n < 0 || n > 255) return `ICMP ${isType ? "type" : "code"} out of range: ${c.token()}`
+  if (isType) current.type = n
+  else current.code = n
+  return undefined
+}
+
+/** srckey= and dstkey= of a GRE tuple: the key starts at `i`. */
+const greKey = (v: number, isSrc: boolean, i: number): string | undefined => {
+  if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
+  const n = hexUint(c.b, v, endFrom(v))
+  if (n < 0) return `bad key in ${c.token()}`
+  if (isSrc) current.srckey = n
+  else current.dstkey = n
+  return undefined
+}
+
 /** A key=value field: key b[i, eq), the value from eq + 1. Unknown keys are ignored. */
 const field = (i: number, eq: number, first: number): string | undefined | typeof SLOW => {
   const b = c.b
   const v = eq + 1
   switch (eq - i) {
-    case 3: {
-      const b1 = b[i + 1]
-      const b2 = b[i + 2]
-      if (first === 115 /* s */ && b1 === 114 && b2 === 99) return src(v)
-      if (first === 100 /* d */ && b1 === 115 && b2 === 116) return dst(v)
-      if (first === 117 /* u */ && b1 === 115 && b2 === 101) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.use = n
-        return undefined
-      }
+    case 3:
+      if (first === 115 /* s */ && b[i + 1] === 114 && b[i + 2] === 99) return src(v)
+      if (first === 100 /* d */ && b[i + 1] === 115 && b[i + 2] === 116) return dst(v)
+      if (first === 117 /* u */ && b[i + 1] === 115 && b[i + 2] === 101) return use(v)
       break
-    }
     case 2:
-      if (first === 105 /* i */ && b[i + 1] === 100 /* d */) {
-        const n = uintValue(v)
-        if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
-          // The ICMP echo id inside a tuple, not the conntrack id.
-          if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
-          current.id = n
-        } else {
-          if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-          flow.id = n
-        }
-        return undefined
-      }
+      if (first === 105 /* i */ && b[i + 1] === 100 /* d */) return id(v)
       break
     case 4:
-      if (first === 116 /* t */ && startsWith(b, i, eq, W_TYPE)) {
-        if (current === undefined) return "type= before src="
-        const n = uintValue(v)
-        if (n < 0 || n > 255) return `ICMP type out of range: ${c.token()}`
-        current.type = n
-        return undefined
-      }
-      if (first === 99 /* c */ && startsWith(b, i, eq, W_CODE)) {
-        if (current === undefined) return "code= before src="
-        const n = uintValue(v)
-        if (n < 0 || n > 255) return `ICMP code out of range: ${c.token()}`
-        current.code = n
-        return undefined
-      }
-      if (first === 109 /* m */ && b[i + 1] === 97 && b[i + 2] === 114 && b[i + 3] === 107) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.mark = n
-        return undefined
-      }
-      if (first === 122 /* z */ && b[i + 1] === 111 && b[i + 2] === 110 && b[i + 3] === 101) {
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
-        flow.zone = n
-        return undefined
-      }
+      if (first === 116 /* t */ && startsWith(b, i, eq, W_TYPE)) return icmpByte(v, true)
+      if (first === 99 /* c */ && startsWith(b, i, eq, W_CODE)) return icmpByte(v, false)
+      if (first === 109 /* m */ && b[i + 1] === 97 && b[i + 2] === 114 && b[i + 3] === 107) return mark(v)
+      if (first === 122 /* z */ && b[i + 1] === 111 && b[i + 2] === 110 && b[i + 3] === 101) return flowZone(v)
       break
     case 5:
       if ((first === 115 || first === 100) && b[i + 1] === 112 && b[i + 2] === 111 && b[i + 3] === 114) {
         if (b[i + 4] !== 116) break
-        if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
-        if (first === 115) current.sport = n
-        else current.dport = n
-        return undefined
+        return port(v, first === 115, i)
       }
-      if (first === 98 /* b */ && startsWith(b, i, eq, W_BYTES)) {
-        if (current === undefined) return "bytes= before src="
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        current.bytes = n
-        return undefined
-      }
+      if (first === 98 /* b */ && startsWith(b, i, eq, W_BYTES)) return counter(v, false)
       break
     case 6:
       // As the string parser reads it: "src" + "key", or "d" + any two + "key".
@@ -715,17 +827,9 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
         startsWith(b, i + 3, eq, W_KEY) &&
         startsWith(b, i, eq, W_SRC) !== (first === 100)
       ) {
-        if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = hexUint(b, v, endFrom(v))
-        if (n < 0) return `bad key in ${c.token()}`
-        if (first === 115) current.srckey = n
-        else current.dstkey = n
-        return undefined
+        return greKey(v, first === 115, i)
       }
-      if (startsWith(b, i, eq, W_SECCTX)) {
-        flow.secctx = texts.get(b, v, endFrom(v))
-        return undefined
-      }
+      if (startsWith(b, i, eq, W_SECCTX)) return secctx(v)
       if (startsWith(b, i, eq, W_HELPER)) {
         flow.helper = texts.get(b, v, endFrom(v))
         return undefined
@@ -736,37 +840,16 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
       }
       break
     case 7:
-      if (first === 112 /* p */ && startsWith(b, i, eq, W_PACKETS)) {
-        if (current === undefined) return "packets= before src="
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        current.packets = n
-        return undefined
-      }
-      if (first === 115 && startsWith(b, i, eq, W_SECMARK)) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.secmark = n
-        return undefined
-      }
+      if (first === 112 /* p */ && startsWith(b, i, eq, W_PACKETS)) return counter(v, true)
+      if (first === 115 && startsWith(b, i, eq, W_SECMARK)) return secmark(v)
       break
     case 9:
     case 10:
       // As the string parser reads it: "zone-orig" + any one character is the reply's zone too.
       if (startsWith(b, i, eq, W_ZONE_ORIG) || startsWith(b, i, eq, W_ZONE_REPLY)) {
-        const target = eq - i === 9 ? original : reply
-        if (target.src === undefined) return `${text(b, i, eq)}= before its tuple`
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
-        target.zone = n
-        return undefined
+        return tupleZone(v, eq - i === 9 ? original : reply, i)
       }
-      if (startsWith(b, i, eq, W_DELTA_TIME)) {
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        flow.deltaTime = n
-        return undefined
-      }
+      if (startsWith(b, i, eq, W_DELTA_TIME)) return deltaTime(v)
       break
   }
   // An unknown key: ignored. One with non-ASCII bytes might be a known key's length in characters.
