@@ -13,7 +13,9 @@ import { type LineFormat, makeDecoder } from "../src/Parser.js"
 import { writeCorpus } from "./corpus.js"
 import { fmt, gc, median, type Row, seconds } from "./stats.js"
 
-const CHUNK = 1 << 16
+// 1 MiB chunks, as `parse` reads a file: a stream of 64 KiB chunks costs about 0.2 µs a line more here, in every
+// variant alike.
+const CHUNK = 1 << 20
 
 /** Reads `file` in 64 KiB chunks, decodes and splits it into lines, handing each to `onLine` (the old way). */
 const eachLine = async (file: string, onLine: (line: string) => void): Promise<void> => {

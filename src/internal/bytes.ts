@@ -96,6 +96,31 @@ export class WordCache {
   private last = ""
   constructor(private readonly limit: number) {}
 
+  /**
+   * The word that starts at `from` and ends at the first space (or `limit`), and where it ends: the last word asked
+   * for is checked in the same pass that finds the end.
+   */
+  getToken(b: Buffer, from: number, limit: number): string {
+    const last = this.lastBytes
+    const n = last.length
+    const end = from + n
+    if (n > 0 && end <= limit && (end === limit || b[end] === 32)) {
+      let k = 0
+      while (k < n && last[k] === b[from + k]) k++
+      if (k === n) {
+        this.end = end
+        return this.last
+      }
+    }
+    let e = from
+    while (e < limit && b[e] !== 32) e++
+    this.end = e
+    return this.get(b, from, e)
+  }
+
+  /** Where the word `getToken` read ends. */
+  end = 0
+
   get(b: Buffer, from: number, to: number): string {
     const n = to - from
     if (n <= 0) return ""

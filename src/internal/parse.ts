@@ -340,10 +340,10 @@ const STATES = [
   "TIMEWAIT"
 ].map((word) => ({ word, bytes: wordBytes(word) }))
 
-/** The state word b[i, j) (already checked by `isStateWord`): a known one without a lookup. */
-const stateWord = (i: number, j: number): string => {
+/** The state b[i, j) if it is one conntrack prints (the one string all flows share), else undefined. */
+const knownState = (i: number, j: number): string | undefined => {
   for (const state of STATES) if (equals(c.b, i, j, state.bytes)) return state.word
-  return words.get(c.b, i, j)
+  return undefined
 }
 
 // What the header says about the tuples that follow.
@@ -401,10 +401,16 @@ const header = (events: boolean): string | undefined => {
       c.next()
     }
   }
-  if (c.i < c.limit && b[c.i] !== BRACKET && find(b, EQUALS, c.i, c.j) === -1) {
-    if (!isStateWord(c.i, c.j)) return `bad state: ${c.token()}`
-    flow.state = stateWord(c.i, c.j)
-    c.skipSpaces(c.j)
+  if (c.i < c.limit) {
+    const known = knownState(c.i, c.j)
+    if (known !== undefined) {
+      flow.state = known
+      c.skipSpaces(c.j)
+    } else if (b[c.i] !== BRACKET && find(b, EQUALS, c.i, c.j) === -1) {
+      if (!isStateWord(c.i, c.j)) return `bad state: ${c.token()}`
+      flow.state = words.get(b, c.i, c.j)
+      c.skipSpaces(c.j)
+    }
   }
   return undefined
 }
@@ -770,7 +776,8 @@ const deltaTime = (v: number): string | undefined => {
 }
 
 const secctx = (v: number): undefined => {
-  flow.secctx = texts.get(c.b, v, endFrom(v))
+  flow.secctx = texts.getToken(c.b, v, c.limit)
+  c.j = texts.end
   return undefined
 }
 
