@@ -150,11 +150,29 @@ const wholeProcess = (file: string, format: LineFormat, lines: number, runs: num
   const expected = `parsed ${lines}, failed 0`
   const fresh: Array<number> = []
   const old: Array<number> = []
-  for (let r = 0; r < runs; r++) {
-    fresh.push(processSeconds([bin, "parse", "--format", format, "--count", file], expected))
-    old.push(processSeconds([oldParse, format, file], expected))
+  // Startup and exit alone: the same commands on an empty file.
+  const empty = `${file}.empty`
+  fs.writeFileSync(empty, "")
+  const freshEmpty: Array<number> = []
+  const oldEmpty: Array<number> = []
+  try {
+    for (let r = 0; r < runs; r++) {
+      fresh.push(processSeconds([bin, "parse", "--format", format, "--count", file], expected))
+      old.push(processSeconds([oldParse, format, file], expected))
+      freshEmpty.push(processSeconds([bin, "parse", "--format", format, "--count", empty], "parsed 0, failed 0"))
+      oldEmpty.push(processSeconds([oldParse, format, empty], "parsed 0, failed 0"))
+    }
+  } finally {
+    fs.rmSync(empty, { force: true })
   }
-  return { fresh: lines / median(fresh), old: lines / median(old) }
+  return {
+    fresh: lines / median(fresh),
+    old: lines / median(old),
+    freshSeconds: median(fresh),
+    oldSeconds: median(old),
+    freshStartup: median(freshEmpty),
+    oldStartup: median(oldEmpty)
+  }
 }
 
 /** Heap bytes per flow for `count` parsed dump flows held in an array (after GC). */
@@ -200,6 +218,9 @@ export const parserBenchmark = async (lines: number, runs: number): Promise<Read
       const p = wholeProcess(file, format, lines, processRuns)
       console.log(
         `parser ${format.padEnd(6)}: whole process \`parse --count\`: ${fmt(p.fresh)} lines/s, the old decodeText+splitLines+string parser ${fmt(p.old)} lines/s (${fmt(p.fresh / p.old, 2)}x) [median of ${processRuns}]`
+      )
+      console.log(
+        `parser ${format.padEnd(6)}: whole process, startup and exit (an empty file): ${fmt(p.freshStartup, 2)} s of ${fmt(p.freshSeconds, 2)} s; the old one ${fmt(p.oldStartup, 2)} s of ${fmt(p.oldSeconds, 2)} s [median of ${processRuns}]`
       )
       rows.push({
         benchmark: `1. Parser, ${fmt(lines)} rich ${format} lines, in-process`,

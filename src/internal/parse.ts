@@ -12,7 +12,7 @@
  * @internal
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
-import { IPV4, IPV6, isIPv6, NONE } from "./address.js"
+import { IPV4, NONE } from "./address.js"
 import {
   ascii,
   BRACKET,
@@ -30,6 +30,7 @@ import {
   WordCache,
   wordBytes
 } from "./bytes.js"
+import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 
 /** The line needs the string parser (see above). */
@@ -80,52 +81,6 @@ const W_UDPLITE = wordBytes("udplite")
 const W_UNKNOWN = wordBytes("unknown")
 const W_ZONE_ORIG = wordBytes("zone-orig")
 const W_ZONE_REPLY = wordBytes("zone-reply")
-
-// ---------------------------------------------------------------------------------------------------------------
-// The cursor: the line's bytes, and the token being read, b[i, j), inside b[.., limit).
-
-class Cursor {
-  b: Buffer = Buffer.alloc(0)
-  /** The end of the line (without its line break): nothing at or past it is read. */
-  stop = 0
-  i = 0
-  j = 0
-  limit = 0
-
-  /** The end of the token starting at `i`: the next space, or `limit`. */
-  tokenEnd(): void {
-    const b = this.b
-    const limit = this.limit
-    let k = Math.min(this.i, limit)
-    while (k < limit && b[k] !== SPACE) k++
-    this.j = k
-  }
-
-  /** Moves `i` past the spaces at or after `from`. */
-  skipSpaces(from: number): void {
-    const b = this.b
-    const limit = this.limit
-    let k = from
-    while (k < limit && b[k] === SPACE) k++
-    this.i = k
-  }
-
-  /** The next token: past the spaces after the current one. */
-  next(): void {
-    this.skipSpaces(this.j)
-    this.tokenEnd()
-  }
-
-  /** The byte at `k`, or -1 past the line. */
-  byteAt(k: number): number {
-    return k < this.stop ? (this.b[k] as number) : -1
-  }
-
-  /** The current token as text, for messages. */
-  token(): string {
-    return text(this.b, this.i, this.j)
-  }
-}
 
 const c = new Cursor()
 const flow = emptyFlow()
@@ -467,19 +422,18 @@ const mirrored = (v: number, from: number, to: number, made: string | undefined)
 const ADDRESS_SLOTS = 1 << 14
 const addresses: Array<string | undefined> = new Array(ADDRESS_SLOTS).fill(undefined)
 const addressHashes = new Int32Array(ADDRESS_SLOTS)
-let addressHash = 0
 
 const cachedAddress = (b: Buffer, v: number, j: number): string => {
-  const slot = addressHash & (ADDRESS_SLOTS - 1)
+  const slot = c.hash & (ADDRESS_SLOTS - 1)
   const known = addresses[slot]
-  if (known !== undefined && addressHashes[slot] === addressHash && known.length === j - v) {
+  if (known !== undefined && addressHashes[slot] === c.hash && known.length === j - v) {
     let k = 0
     while (k < j - v && known.charCodeAt(k) === b[v + k]) k++
     if (k === j - v) return known
   }
   const made = ascii(b, v, j)
   addresses[slot] = made
-  addressHashes[slot] = addressHash
+  addressHashes[slot] = c.hash
   return made
 }
 
@@ -567,81 +521,6 @@ const flag = (i: number, j: number): string | undefined | typeof USERSPACE_FOUND
   return undefined
 }
 
-/** The token's end from `k` on (the next space, or `limit`), into `c.j`. */
-const endFrom = (k: number): number => {
-  const b = c.b
-  const limit = c.limit
-  while (k < limit && b[k] !== SPACE) k++
-  c.j = k
-  return k
-}
-
-/** The decimal value from `v` to the token's end (set into `c.j`), as `uint` reads it: -1 if it is not one. */
-const uintValue = (v: number): number => {
-  const b = c.b
-  const limit = c.limit
-  let k = v
-  let n = 0
-  while (k < limit) {
-    const d = (b[k] as number) - 48
-    if (d < 0 || d > 9) break
-    n = n * 10 + d
-    k++
-  }
-  if (k < limit && b[k] !== SPACE) {
-    endFrom(k)
-    return -1
-  }
-  c.j = k
-  return k === v || k - v > 16 || n > Number.MAX_SAFE_INTEGER ? -1 : n
-}
-
-/**
- * The family of the address from `v` to the token's end (set into `c.j`), as `familyOf` reads it: with a ":" it
- * must be IPv6, else IPv4 (checked while looking for the end).
- */
-const addressValue = (v: number): number => {
-  const b = c.b
-  const limit = c.limit
-  let k = v
-  let ok = true
-  let colon = false
-  let dots = 0
-  let digits = 0
-  let octet = 0
-  for (; k < limit; k++) {
-    const d = b[k] as number
-    if (d === SPACE) break
-    if (d === 46) {
-      if (digits === 0) ok = false
-      dots++
-      digits = 0
-      octet = 0
-    } else if (d >= 48 && d <= 57) {
-      octet = octet * 10 + d - 48
-      if (++digits > 3 || octet > 255) ok = false
-    } else if (d === 58) {
-      colon = true
-    } else {
-      ok = false
-    }
-  }
-  c.j = k
-  // The last bytes tell addresses apart best (a network's addresses share their start).
-  const n = k - v
-  addressHash =
-    n > 3
-      ? (b[k - 1] as number) |
-        ((b[k - 2] as number) << 5) |
-        ((b[k - 3] as number) << 10) |
-        ((b[k - 4] as number) << 15) |
-        (n << 20)
-      : n
-
-  if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
-  return ok && dots === 3 && digits > 0 ? IPV4 : NONE
-}
-
 /*
  * The fields conntrack prints on every line, told apart by their first byte and their key with its "=": no search
  * for the key's end. Anything else (an unknown key, a key with odd bytes) goes through `field`.
@@ -701,7 +580,7 @@ const usualField = (i: number, first: number): string | undefined | typeof UNUSU
 /** sport= and dport=: the key starts at `i`. */
 const port = (v: number, isSrc: boolean, i: number): string | undefined => {
   if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
   if (isSrc) current.sport = n
   else current.dport = n
@@ -711,7 +590,7 @@ const port = (v: number, isSrc: boolean, i: number): string | undefined => {
 /** packets= and bytes= */
 const counter = (v: number, packets: boolean): string | undefined => {
   if (current === undefined) return packets ? "packets= before src=" : "bytes= before src="
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0) return `bad number in ${c.token()}`
   if (packets) current.packets = n
   else current.bytes = n
@@ -720,7 +599,7 @@ const counter = (v: number, packets: boolean): string | undefined => {
 
 /** A 32-bit number, or undefined. */
 const u32 = (v: number): number | undefined => {
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   return n < 0 || n > 0xffffffff ? undefined : n
 }
 
@@ -741,7 +620,7 @@ const secmark = (v: number): string | undefined => {
 
 /** id=: the ICMP echo id inside an ICMP tuple that has its code and no id yet, else the conntrack id. */
 const id = (v: number): string | undefined => {
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
     if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
     current.id = n
@@ -753,7 +632,7 @@ const id = (v: number): string | undefined => {
 }
 
 const flowZone = (v: number): string | undefined => {
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
   flow.zone = n
   return undefined
@@ -762,14 +641,14 @@ const flowZone = (v: number): string | undefined => {
 /** zone-orig= and zone-reply=: the key starts at `i`. */
 const tupleZone = (v: number, target: TupleDraft, i: number): string | undefined => {
   if (target.src === undefined) return `${text(c.b, i, v - 1)}= before its tuple`
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
   target.zone = n
   return undefined
 }
 
 const deltaTime = (v: number): string | undefined => {
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0) return `bad number in ${c.token()}`
   flow.deltaTime = n
   return undefined
@@ -784,7 +663,7 @@ const secctx = (v: number): undefined => {
 /** type= and code= of an ICMP tuple. */
 const icmpByte = (v: number, isType: boolean): string | undefined => {
   if (current === undefined) return isType ? "type= before src=" : "code= before src="
-  const n = uintValue(v)
+  const n = c.uintValue(v)
   if (n < 0 || n > 255) return `ICMP ${isType ? "type" : "code"} out of range: ${c.token()}`
   if (isType) current.type = n
   else current.code = n
@@ -794,7 +673,7 @@ const icmpByte = (v: number, isType: boolean): string | undefined => {
 /** srckey= and dstkey= of a GRE tuple: the key starts at `i`. */
 const greKey = (v: number, isSrc: boolean, i: number): string | undefined => {
   if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
-  const n = hexUint(c.b, v, endFrom(v))
+  const n = hexUint(c.b, v, c.endFrom(v))
   if (n < 0) return `bad key in ${c.token()}`
   if (isSrc) current.srckey = n
   else current.dstkey = n
@@ -838,11 +717,11 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
       }
       if (startsWith(b, i, eq, W_SECCTX)) return secctx(v)
       if (startsWith(b, i, eq, W_HELPER)) {
-        flow.helper = texts.get(b, v, endFrom(v))
+        flow.helper = texts.get(b, v, c.endFrom(v))
         return undefined
       }
       if (startsWith(b, i, eq, W_LABELS)) {
-        flow.labels = labels(v, endFrom(v))
+        flow.labels = labels(v, c.endFrom(v))
         return undefined
       }
       break
@@ -860,7 +739,7 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
       break
   }
   // An unknown key: ignored. One with non-ASCII bytes might be a known key's length in characters.
-  endFrom(v)
+  c.endFrom(v)
   return hasHighByte(b, i, eq) ? SLOW : undefined
 }
 
@@ -876,7 +755,7 @@ const src = (v: number): string | undefined => {
       return undefined
     }
   }
-  const f = addressValue(v)
+  const f = c.addressValue(v)
   const j = c.j
   if (f === NONE) return `bad address in src=${text(c.b, v, j)}`
   if (family === NONE) family = f
@@ -895,7 +774,7 @@ const dst = (v: number): string | undefined => {
       return undefined
     }
   }
-  const f = addressValue(v)
+  const f = c.addressValue(v)
   const j = c.j
   if (f !== family) return `bad address in dst=${text(c.b, v, j)}`
   current.dst = addressString(v, j, false)
