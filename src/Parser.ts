@@ -31,9 +31,11 @@ export type LineFormat = "dump" | "events"
 /** Options of `parseLine`. */
 export interface ParseOptions {
   /**
-   * Also share equal free text (labels, `[start=...]`, program names) between the flows parsed, for flows that are
-   * kept long, as in a table. Addresses, states and repeated words (secctx, helper) are shared through small bounded
-   * caches either way, and strings are never slices of the line or of the chunk it was read in.
+   * Share equal addresses (through a small bounded cache) and free text (labels, `[start=...]`, program names)
+   * between the flows parsed, for flows that are kept long, as in a table; without it, only a reply's addresses that
+   * repeat its original's are shared (a lookup costs more than the string for flows thrown away). States and repeated
+   * words (secctx, helper) are shared either way, and strings are never slices of the line or of the chunk it was
+   * read in.
    */
   readonly compact?: boolean
 }
