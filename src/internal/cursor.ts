@@ -49,9 +49,6 @@ export class Cursor {
     return text(this.b, this.i, this.j)
   }
 
-  /** A hash of the last address read by `addressValue`, for the address cache. */
-  hash = 0
-
   /** The token's end from `k` on (the next space, or `limit`), into `j`. */
   endFrom(k: number): number {
     const b = this.b
@@ -112,17 +109,6 @@ export class Cursor {
       }
     }
     this.j = k
-    // The last bytes tell addresses apart best (a network's addresses share their start).
-    const n = k - v
-    this.hash =
-      n > 3
-        ? (b[k - 1] as number) |
-          ((b[k - 2] as number) << 5) |
-          ((b[k - 3] as number) << 10) |
-          ((b[k - 4] as number) << 15) |
-          (n << 20)
-        : n
-
     if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
     return ok && dots === 3 && digits > 0 ? IPV4 : NONE
   }

@@ -415,25 +415,34 @@ const mirrored = (v: number, from: number, to: number, made: string | undefined)
 }
 
 /*
- * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the bytes
- * computed while the address was checked, gives the string made last time without a Map or a string hash. A miss
- * costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
+ * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the last
+ * bytes (a network's addresses share their start), gives the string made last time without a Map or a string hash.
+ * A miss costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
  */
 const ADDRESS_SLOTS = 1 << 14
 const addresses: Array<string | undefined> = new Array(ADDRESS_SLOTS).fill(undefined)
 const addressHashes = new Int32Array(ADDRESS_SLOTS)
 
 const cachedAddress = (b: Buffer, v: number, j: number): string => {
-  const slot = c.hash & (ADDRESS_SLOTS - 1)
+  const n = j - v
+  const hash =
+    n > 3
+      ? (b[j - 1] as number) |
+        ((b[j - 2] as number) << 5) |
+        ((b[j - 3] as number) << 10) |
+        ((b[j - 4] as number) << 15) |
+        (n << 20)
+      : n
+  const slot = hash & (ADDRESS_SLOTS - 1)
   const known = addresses[slot]
-  if (known !== undefined && addressHashes[slot] === c.hash && known.length === j - v) {
+  if (known !== undefined && addressHashes[slot] === hash && known.length === j - v) {
     let k = 0
     while (k < j - v && known.charCodeAt(k) === b[v + k]) k++
     if (k === j - v) return known
   }
   const made = ascii(b, v, j)
   addresses[slot] = made
-  addressHashes[slot] = c.hash
+  addressHashes[slot] = hash
   return made
 }
 
