@@ -82,12 +82,12 @@ describe("effect-conntrack parse", () => {
   )
 })
 
-// `parse --format F [--count] FILE` starts without Effect (src/cli/ParseFile.ts): the built command line must print
+// `parse --format F [--count] [FILE]` starts without Effect (src/cli/ParseFile.ts): the built command line must print
 // byte for byte what the full command line (dist/cli/Main.js) prints, and end with the same code.
 describe("effect-conntrack parse FILE, the fast start", () => {
   const dist = path.join(import.meta.dirname, "..", "dist")
-  const runNode = (script: string, args: ReadonlyArray<string>) => {
-    const r = child.spawnSync(process.execPath, [path.join(dist, script), ...args], { encoding: "utf8" })
+  const runNode = (script: string, args: ReadonlyArray<string>, input?: Buffer) => {
+    const r = child.spawnSync(process.execPath, [path.join(dist, script), ...args], { encoding: "utf8", input })
     return { status: r.status, stdout: r.stdout, stderr: r.stderr }
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-parse-"))
@@ -107,12 +107,15 @@ describe("effect-conntrack parse FILE, the fast start", () => {
         for (const file of files) {
           const args = ["parse", ...count, "--format", format, file]
           expect(runNode("bin.js", args)).toStrictEqual(runNode("cli/Main.js", args))
+          const input = fs.readFileSync(file)
+          const piped = ["parse", ...count, "--format", format]
+          expect(runNode("bin.js", piped, input)).toStrictEqual(runNode("cli/Main.js", piped, input))
         }
       })
     }
   }
 
-  it("is taken only for a plain parse of a readable file", () => {
+  it("is taken only for a plain parse of a readable file or of standard input", () => {
     const file = fixture("dump-id.txt")
     const argv = (...args: Array<string>) => ["node", "bin", ...args]
     expect(recognize(argv("parse", "--format", "dump", file))).toStrictEqual({ events: false, count: false, file })
@@ -121,8 +124,8 @@ describe("effect-conntrack parse FILE, the fast start", () => {
       count: true,
       file
     })
+    expect(recognize(argv("parse", "--format", "dump"))).toStrictEqual({ events: false, count: false, file: undefined })
     for (const args of [
-      ["parse", "--format", "dump"],
       ["parse", "--format", "xml", file],
       ["parse", "--format", "dump", "--count", "--count", file],
       ["parse", "--format", "dump", "--format", "dump", file],

@@ -1,20 +1,21 @@
 /**
- * `parse --format F [--count] FILE` without Effect: the fast start of the `parse` command. Loading Effect, its
+ * `parse --format F [--count] [FILE]` without Effect: the fast start of the `parse` command. Loading Effect, its
  * platform and the command line library costs a whole process 1.2-1.7 s here, several times the parsing of 100,000
- * lines; this path loads only the byte parser. It prints exactly what `ParseCommand` prints and ends with the same
- * exit codes. Any other shape of the command line (stdin, `--help`, a bad flag, a repeated one, a missing or
- * unreadable file) is left to the full command line (`recognize` returns undefined), so its messages stay one.
+ * lines; this path loads only the byte parser. It prints exactly what `ParseCommand` prints (and `Main` for standard
+ * input that cannot be read) and ends with the same exit codes. Any other shape of the command line (`--help`, a bad
+ * flag, a repeated one, a missing or unreadable file) is left to the full command line (`recognize` returns
+ * undefined), so its messages stay one.
  *
  * @internal
  */
 import * as fs from "node:fs"
 import { makeLineDecoder } from "../internal/decode.js"
 
-/** A plain `parse` of a readable regular file. */
+/** A plain `parse` of a readable regular file, or of standard input (`file` undefined). */
 export interface ParseFile {
   readonly events: boolean
   readonly count: boolean
-  readonly file: string
+  readonly file: string | undefined
 }
 
 /** The plain `parse` this process was asked for (`process.argv`), if it is one. */
@@ -30,7 +31,8 @@ export const recognize = (argv: ReadonlyArray<string>): ParseFile | undefined =>
     else if (file === undefined && arg !== "" && !arg.startsWith("-")) file = arg
     else return undefined
   }
-  if ((format !== "dump" && format !== "events") || file === undefined) return undefined
+  if (format !== "dump" && format !== "events") return undefined
+  if (file === undefined) return { events: format === "events", count, file }
   try {
     if (!fs.statSync(file).isFile()) return undefined
     fs.accessSync(file, fs.constants.R_OK)
@@ -79,14 +81,17 @@ export const parseFile = async (run: ParseFile): Promise<number> => {
     if (out !== "") process.stdout.write(out)
     out = err = ""
   }
+  const input = run.file === undefined ? stdin() : fs.createReadStream(run.file, { highWaterMark: CHUNK })
+  if (typeof input === "string") return unreadable(input)
   try {
-    for await (const chunk of fs.createReadStream(run.file, { highWaterMark: CHUNK })) {
+    for await (const chunk of input) {
       decoder.push(chunk as Buffer)
       flush()
     }
   } catch (error) {
     flush()
     const code = (error as NodeJS.ErrnoException).code ?? String(error)
+    if (run.file === undefined) return unreadable(`could not be read (${code})`)
     process.stderr.write(`effect-conntrack: ${run.file} could not be read (${code})\n`)
     return 1
   }
@@ -95,5 +100,21 @@ export const parseFile = async (run: ParseFile): Promise<number> => {
   if (run.count) process.stdout.write(`parsed ${parsed}, failed ${failed}\n`)
   if (failed === 0) return 0
   process.stderr.write(`effect-conntrack: ${failed} of ${parsed + failed} lines could not be parsed\n`)
+  return 1
+}
+
+/** Standard input, or why it cannot be read (as `Main` says it). */
+const stdin = (): NodeJS.ReadableStream | string => {
+  let stat: fs.Stats
+  try {
+    stat = fs.fstatSync(0)
+  } catch (error) {
+    return `is closed (${(error as NodeJS.ErrnoException).code ?? String(error)})`
+  }
+  return stat.isDirectory() ? "is a directory" : process.stdin
+}
+
+const unreadable = (reason: string): number => {
+  process.stderr.write(`effect-conntrack: standard input ${reason}: give a FILE, or pipe conntrack output in\n`)
   return 1
 }
