@@ -86,10 +86,23 @@ describe("effect-conntrack parse", () => {
 // byte for byte what the full command line (dist/cli/Main.js) prints, and end with the same code.
 describe("effect-conntrack parse FILE, the fast start", () => {
   const dist = path.join(import.meta.dirname, "..", "dist")
-  const runNode = (script: string, args: ReadonlyArray<string>, input?: Buffer) => {
-    const r = child.spawnSync(process.execPath, [path.join(dist, script), ...args], { encoding: "utf8", input })
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr }
-  }
+  // Asynchronous: a spawnSync would hold the test worker's event loop for seconds (vitest's RPC times out).
+  const runNode = (script: string, args: ReadonlyArray<string>, input?: Buffer) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const proc = child.spawn(process.execPath, [path.join(dist, script), ...args])
+      let stdout = ""
+      let stderr = ""
+      proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+        stdout += d
+      })
+      proc.stderr.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d
+      })
+      proc.on("error", reject)
+      proc.on("close", (status) => resolve({ status, stdout, stderr }))
+      proc.stdin.on("error", () => {})
+      proc.stdin.end(input)
+    })
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-parse-"))
   const mixed = path.join(dir, "mixed.txt")
   fs.writeFileSync(
@@ -103,15 +116,15 @@ describe("effect-conntrack parse FILE, the fast start", () => {
 
   for (const format of ["dump", "events"]) {
     for (const count of [[], ["--count"]]) {
-      it(`--format ${format} ${count.join("")}: the same output and exit code as the full command line`, () => {
+      it(`--format ${format} ${count.join("")}: the same output and exit code as the full command line`, async () => {
         for (const file of files) {
           const args = ["parse", ...count, "--format", format, file]
-          expect(runNode("bin.js", args)).toStrictEqual(runNode("cli/Main.js", args))
+          expect(await runNode("bin.js", args)).toStrictEqual(await runNode("cli/Main.js", args))
           const input = fs.readFileSync(file)
           const piped = ["parse", ...count, "--format", format]
-          expect(runNode("bin.js", piped, input)).toStrictEqual(runNode("cli/Main.js", piped, input))
+          expect(await runNode("bin.js", piped, input)).toStrictEqual(await runNode("cli/Main.js", piped, input))
         }
-      })
+      }, 60_000)
     }
   }
 
