@@ -20,22 +20,8 @@ export type Family = typeof Family.Type
 export const ProtocolName = Schema.Literal("tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6", "gre", "unknown")
 export type ProtocolName = typeof ProtocolName.Type
 
-/** The protocol number the CLI prints next to each known name. */
-export const protocolNumbers: { readonly [K in Exclude<ProtocolName, "unknown">]: number } = {
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  sctp: 132,
-  dccp: 33,
-  icmp: 1,
-  icmpv6: 58,
-  gre: 47
-}
-
-/** Protocols whose tuples carry `sport=` and `dport=`. */
-export const portProtocols: ReadonlySet<ProtocolName> = new Set(["tcp", "udp", "udplite", "sctp", "dccp"])
-/** Protocols whose tuples carry `type=`, `code=` and `id=` (the ICMP id, not the conntrack id). */
-export const icmpProtocols: ReadonlySet<ProtocolName> = new Set(["icmp", "icmpv6"])
+// Kept in an internal module that does not load effect/Schema, so that `parse` starts fast.
+export { icmpProtocols, portProtocols, protocolNumbers } from "./internal/protocols.js"
 
 /** One direction of a flow: the original tuple (as the first packet saw it) or the reply tuple (NAT shows here). */
 export const Tuple = Schema.Struct({

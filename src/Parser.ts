@@ -11,9 +11,10 @@
 import * as Either from "effect/Either"
 import { LineParseError } from "./Errors.js"
 import type { Flow } from "./Flow.js"
+import { internalFailure, makeLineDecoder } from "./internal/decode.js"
 import { parseBytes, SLOW } from "./internal/parse.js"
 import { parseReference } from "./internal/reference.js"
-import { MAX_LINE_BYTES, makeLineReader } from "./Lines.js"
+import { MAX_LINE_BYTES } from "./Lines.js"
 
 /** conntrack prints each flow into a 1024-byte buffer: a flow text of 1023 characters may have been cut. */
 export const MAX_FLOW_TEXT = 1023
@@ -30,9 +31,11 @@ export type LineFormat = "dump" | "events"
 /** Options of `parseLine`. */
 export interface ParseOptions {
   /**
-   * Also share equal free text (labels, `[start=...]`, program names) between the flows parsed, for flows that are
-   * kept long, as in a table. Addresses, states and repeated words (secctx, helper) are shared through small bounded
-   * caches either way, and strings are never slices of the line or of the chunk it was read in.
+   * Share equal addresses (through a small bounded cache) and free text (labels, `[start=...]`, program names)
+   * between the flows parsed, for flows that are kept long, as in a table; without it, only a reply's addresses that
+   * repeat its original's are shared (a lookup costs more than the string for flows thrown away). States and repeated
+   * words (secctx, helper) are shared either way, and strings are never slices of the line or of the chunk it was
+   * read in.
    */
   readonly compact?: boolean
 }
@@ -49,8 +52,6 @@ const parseString = (line: string, events: boolean, compact: boolean): Flow | st
   const result = parseBytes(scratch, 0, n, events, compact)
   return result === SLOW ? parseReference(line, events, compact) : result
 }
-
-const internalFailure = (cause: unknown): string => `internal parser failure (${String(cause)})`
 
 /** Parses one line of either format. */
 export const parseLine = (
@@ -86,50 +87,18 @@ export interface Decoder {
   readonly end: () => void
 }
 
-/** Whether b[start, end) is blank (what `String.prototype.trim` removes entirely). */
-const isBlank = (b: Buffer, start: number, end: number): boolean => {
-  for (let k = start; k < end; k++) {
-    const c = b[k] as number
-    if (c === 32 || (c >= 9 && c <= 13)) continue
-    return c >= 128 && b.toString("utf8", start, end).trim() === ""
-  }
-  return true
-}
-
 /**
  * A decoder of conntrack's stdout: splits the bytes into lines (`\n` or `\r\n`), skips blank ones, and parses the
  * rest in place. Lines longer than `maxLineBytes` (2048 by default, well above what conntrack prints) are not
  * gathered: each is reported as one error saying it was too long, and the next line is read as usual.
  */
-export const makeDecoder = (format: LineFormat, sink: DecodedLine, options?: DecoderOptions): Decoder => {
-  const events = format === "events"
-  const compact = options?.compact === true
-  const maxLineBytes = options?.maxLineBytes ?? MAX_LINE_BYTES
-  let lineNumber = 0
-  return makeLineReader(
+export const makeDecoder = (format: LineFormat, sink: DecodedLine, options?: DecoderOptions): Decoder =>
+  makeLineDecoder(
+    format === "events",
+    options?.compact === true,
     {
-      line: (b, start, end) => {
-        lineNumber++
-        if (isBlank(b, start, end)) return
-        let result: Flow | string | typeof SLOW
-        try {
-          result = parseBytes(b, start, end, events, compact)
-          if (result === SLOW) result = parseReference(b.toString("utf8", start, end), events, compact)
-        } catch (cause) {
-          result = internalFailure(cause)
-        }
-        if (typeof result === "string") {
-          sink.error(new LineParseError({ line: b.toString("utf8", start, end), reason: result }), lineNumber)
-        } else {
-          sink.flow(result, lineNumber)
-        }
-      },
-      tooLong: (head, length) => {
-        lineNumber++
-        const reason = `line too long: ${length} bytes, more than conntrack prints (cut off after ${maxLineBytes} bytes while reading)`
-        sink.error(new LineParseError({ line: head.toString("utf8"), reason }), lineNumber)
-      }
+      flow: sink.flow,
+      error: (reason, line, lineNumber) => sink.error(new LineParseError({ line: line(), reason }), lineNumber)
     },
-    maxLineBytes
+    options?.maxLineBytes ?? MAX_LINE_BYTES
   )
-}

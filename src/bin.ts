@@ -1,74 +1,8 @@
 #!/usr/bin/env node
-import * as fs from "node:fs"
-import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as NodeStream from "@effect/platform-node/NodeStream"
-import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Stream from "effect/Stream"
-import { run } from "./Cli.js"
-import { ExitStatus, Stdin, StdinUnreadable } from "./cli/Input.js"
+// A plain `parse FILE` starts without loading Effect (see cli/ParseFile.ts); everything else loads the full command
+// line.
+import { parseFile, recognize } from "./cli/ParseFile.js"
 
-const errorCode = (error: unknown): string =>
-  typeof error === "object" && error !== null && "code" in error ? String(error.code) : String(error)
-
-/** Standard input, failing with a sentence (not a defect) when it is a directory, closed or not readable. */
-const stdin: Stream.Stream<Uint8Array, StdinUnreadable> = Stream.suspend(() => {
-  let stat: fs.Stats
-  try {
-    stat = fs.fstatSync(0)
-  } catch (error) {
-    return Stream.fail(new StdinUnreadable({ reason: `is closed (${errorCode(error)})` }))
-  }
-  if (stat.isDirectory()) return Stream.fail(new StdinUnreadable({ reason: "is a directory" }))
-  return NodeStream.fromReadable(
-    () => process.stdin,
-    (error) => new StdinUnreadable({ reason: `could not be read (${errorCode(error)})` }),
-    { closeOnDone: false }
-  )
-})
-
-// A reader that went away (`| head -1`): stop quietly, stop conntrack, exit 141 as a process killed by SIGPIPE would.
-// Without a listener Node throws "Unhandled 'error' event" with a stack trace. Logs on stderr are best effort.
-let stdoutGone = false
-const stdoutClosed = new Promise<void>((resolve) => {
-  process.stdout.on("error", (error) => {
-    if (errorCode(error) !== "EPIPE")
-      process.stderr.write(`effect-conntrack: cannot write the output (${errorCode(error)})\n`)
-    stdoutGone = true
-    resolve()
-  })
-})
-process.stderr.on("error", () => {})
-
-// Which signal interrupted the program (NodeRuntime.runMain interrupts it on both).
-let signal: "SIGINT" | "SIGTERM" | undefined
-process.once("SIGINT", () => {
-  signal ??= "SIGINT"
-})
-process.once("SIGTERM", () => {
-  signal ??= "SIGTERM"
-})
-
-const status = { signalEndsCleanly: false }
-
-/** 141 when stdout closed early; 130/143 when a signal cut a command short; else 1 on failure, 0 on success. */
-const teardown: Teardown = (exit, onExit) => {
-  if (stdoutGone) return onExit(141)
-  if (signal !== undefined && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
-    if (status.signalEndsCleanly) return onExit(0)
-    process.stderr.write(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
-    return onExit(signal === "SIGINT" ? 130 : 143)
-  }
-  return defaultTeardown(exit, onExit)
-}
-
-run(process.argv).pipe(
-  Effect.raceFirst(Effect.promise(() => stdoutClosed)),
-  Effect.provideService(Stdin, stdin),
-  Effect.provideService(ExitStatus, status),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown })
-)
+const plain = recognize(process.argv)
+if (plain === undefined) await import("./cli/Main.js")
+else process.exitCode = await parseFile(plain)

@@ -219,6 +219,38 @@ describe("the byte parser agrees with the string parser", () => {
     for (const line of lines) for (const f of ["dump", "events"] as const) agree(encode(line), f)
   })
 
+  it("on replies that mirror the original's addresses, or nearly (the reply reuses the original's strings)", () => {
+    const address = fc.constantFrom(
+      "1.2.3.4",
+      "1.2.3.45",
+      "1.2.3.",
+      "::1",
+      "::12",
+      "2001:db8::1",
+      "",
+      "1.2.3.4x",
+      "::1 "
+    )
+    const near = (a: string) =>
+      fc.constantFrom(a, `${a}5`, a.slice(0, -1), `${a}:`, `${a}.1`, `${a}é`, `x${a}`, `${a} `)
+    const line = address.chain((s) =>
+      address.chain((d) =>
+        fc
+          .tuple(near(d), near(s), fc.constantFrom("dump", "events") as fc.Arbitrary<LineFormat>)
+          .map(([rs, rd, f]) => ({
+            line: `${f === "events" ? "[UPDATE] " : ""}tcp      6 5 ESTABLISHED src=${s} dst=${d} sport=1 dport=2 src=${rs} dst=${rd} sport=2 dport=1 [ASSURED] id=7`,
+            format: f
+          }))
+      )
+    )
+    fc.assert(
+      fc.property(line, ({ line, format }) => {
+        agree(encode(line), format)
+      }),
+      { numRuns: 3000 }
+    )
+  })
+
   it("on random bytes", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), format, (bytes, f) => {

@@ -91,17 +91,60 @@ export const text = (b: Buffer, from: number, to: number): string => {
 export class WordCache {
   private bytes = new Map<number, Buffer>()
   private strings = new Map<number, string>()
+  // The word asked for last: lines in a row mostly carry the same one.
+  private lastBytes: Buffer = Buffer.alloc(0)
+  private last = ""
   constructor(private readonly limit: number) {}
+
+  /**
+   * The word that starts at `from` and ends at the first space (or `limit`), and where it ends: the last word asked
+   * for is checked in the same pass that finds the end.
+   */
+  getToken(b: Buffer, from: number, limit: number): string {
+    const last = this.lastBytes
+    const n = last.length
+    const end = from + n
+    if (n > 0 && end <= limit && (end === limit || b[end] === 32)) {
+      let k = 0
+      while (k < n && last[k] === b[from + k]) k++
+      if (k === n) {
+        this.end = end
+        return this.last
+      }
+    }
+    let e = from
+    while (e < limit && b[e] !== 32) e++
+    this.end = e
+    return this.get(b, from, e)
+  }
+
+  /** Where the word `getToken` read ends. */
+  end = 0
 
   get(b: Buffer, from: number, to: number): string {
     const n = to - from
     if (n <= 0) return ""
+    const lastBytes = this.lastBytes
+    if (lastBytes.length === n) {
+      let k = 0
+      while (k < n && lastBytes[k] === b[from + k]) k++
+      if (k === n) return this.last
+    }
+    return this.lookup(b, from, to)
+  }
+
+  private lookup(b: Buffer, from: number, to: number): string {
+    const n = to - from
     const key = (n << 24) | (at(b, from) << 16) | (at(b, from + (n >> 1)) << 8) | at(b, to - 1)
     const known = this.bytes.get(key)
     if (known !== undefined && known.length === n) {
       let k = 0
       while (k < n && known[k] === b[from + k]) k++
-      if (k === n) return this.strings.get(key) as string
+      if (k === n) {
+        this.lastBytes = known
+        this.last = this.strings.get(key) as string
+        return this.last
+      }
     }
     const s = text(b, from, to)
     if (n > 255) return s
@@ -109,8 +152,11 @@ export class WordCache {
       this.bytes = new Map()
       this.strings = new Map()
     }
-    this.bytes.set(key, Buffer.from(b.subarray(from, to)))
+    const bytes = Buffer.from(b.subarray(from, to))
+    this.bytes.set(key, bytes)
     this.strings.set(key, s)
+    this.lastBytes = bytes
+    this.last = s
     return s
   }
 }

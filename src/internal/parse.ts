@@ -12,7 +12,7 @@
  * @internal
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
-import { IPV4, IPV6, isIPv6, NONE } from "./address.js"
+import { IPV4, NONE } from "./address.js"
 import {
   ascii,
   BRACKET,
@@ -23,7 +23,6 @@ import {
   hasHighByte,
   hexUint,
   SPACE,
-  sameBytes,
   startsWith,
   TAB,
   text,
@@ -31,6 +30,7 @@ import {
   WordCache,
   wordBytes
 } from "./bytes.js"
+import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 
 /** The line needs the string parser (see above). */
@@ -81,52 +81,6 @@ const W_UDPLITE = wordBytes("udplite")
 const W_UNKNOWN = wordBytes("unknown")
 const W_ZONE_ORIG = wordBytes("zone-orig")
 const W_ZONE_REPLY = wordBytes("zone-reply")
-
-// ---------------------------------------------------------------------------------------------------------------
-// The cursor: the line's bytes, and the token being read, b[i, j), inside b[.., limit).
-
-class Cursor {
-  b: Buffer = Buffer.alloc(0)
-  /** The end of the line (without its line break): nothing at or past it is read. */
-  stop = 0
-  i = 0
-  j = 0
-  limit = 0
-
-  /** The end of the token starting at `i`: the next space, or `limit`. */
-  tokenEnd(): void {
-    const b = this.b
-    const limit = this.limit
-    let k = Math.min(this.i, limit)
-    while (k < limit && b[k] !== SPACE) k++
-    this.j = k
-  }
-
-  /** Moves `i` past the spaces at or after `from`. */
-  skipSpaces(from: number): void {
-    const b = this.b
-    const limit = this.limit
-    let k = from
-    while (k < limit && b[k] === SPACE) k++
-    this.i = k
-  }
-
-  /** The next token: past the spaces after the current one. */
-  next(): void {
-    this.skipSpaces(this.j)
-    this.tokenEnd()
-  }
-
-  /** The byte at `k`, or -1 past the line. */
-  byteAt(k: number): number {
-    return k < this.stop ? (this.b[k] as number) : -1
-  }
-
-  /** The current token as text, for messages. */
-  token(): string {
-    return text(this.b, this.i, this.j)
-  }
-}
 
 const c = new Cursor()
 const flow = emptyFlow()
@@ -312,6 +266,41 @@ const isStateWord = (i: number, j: number): boolean => {
   return true
 }
 
+/** The states conntrack prints (TCP, SCTP, DCCP), as bytes and as the one string each flow shares. */
+const STATES = [
+  "NONE",
+  "SYN_SENT",
+  "SYN_RECV",
+  "ESTABLISHED",
+  "FIN_WAIT",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "TIME_WAIT",
+  "CLOSE",
+  "SYN_SENT2",
+  "CLOSED",
+  "COOKIE_WAIT",
+  "COOKIE_ECHOED",
+  "SHUTDOWN_SENT",
+  "SHUTDOWN_RECD",
+  "SHUTDOWN_ACK_SENT",
+  "HEARTBEAT_SENT",
+  "HEARTBEAT_ACKED",
+  "REQUEST",
+  "RESPOND",
+  "PARTOPEN",
+  "OPEN",
+  "CLOSEREQ",
+  "CLOSING",
+  "TIMEWAIT"
+].map((word) => ({ word, bytes: wordBytes(word) }))
+
+/** The state b[i, j) if it is one conntrack prints (the one string all flows share), else undefined. */
+const knownState = (i: number, j: number): string | undefined => {
+  for (const state of STATES) if (equals(c.b, i, j, state.bytes)) return state.word
+  return undefined
+}
+
 // What the header says about the tuples that follow.
 let declaredFamily: Family | undefined
 let portTuples = false
@@ -367,10 +356,16 @@ const header = (events: boolean): string | undefined => {
       c.next()
     }
   }
-  if (c.i < c.limit && b[c.i] !== BRACKET && find(b, EQUALS, c.i, c.j) === -1) {
-    if (!isStateWord(c.i, c.j)) return `bad state: ${c.token()}`
-    flow.state = words.get(b, c.i, c.j)
-    c.skipSpaces(c.j)
+  if (c.i < c.limit) {
+    const known = knownState(c.i, c.j)
+    if (known !== undefined) {
+      flow.state = known
+      c.skipSpaces(c.j)
+    } else if (b[c.i] !== BRACKET && find(b, EQUALS, c.i, c.j) === -1) {
+      if (!isStateWord(c.i, c.j)) return `bad state: ${c.token()}`
+      flow.state = words.get(b, c.i, c.j)
+      c.skipSpaces(c.j)
+    }
   }
   return undefined
 }
@@ -389,43 +384,65 @@ let dstTo = 0
 
 const familyName = (f: number): Family => (f === IPV4 ? "ipv4" : "ipv6")
 
-/** The address in b[v, j) as a string: the original tuple's own string when the reply repeats it. */
+/** The address in b[v, j) as a string, remembering where the original tuple's addresses are. */
 const addressString = (v: number, j: number, isSrc: boolean): string => {
-  const b = c.b
-  if (current === reply) {
-    if (isSrc && sameBytes(b, v, j, dstFrom, dstTo)) return original.dst as string
-    if (!isSrc && sameBytes(b, v, j, srcFrom, srcTo)) return original.src as string
-  } else if (isSrc) {
-    srcFrom = v
-    srcTo = j
-  } else {
-    dstFrom = v
-    dstTo = j
+  if (current === original) {
+    if (isSrc) {
+      srcFrom = v
+      srcTo = j
+    } else {
+      dstFrom = v
+      dstTo = j
+    }
   }
-  return cachedAddress(b, v, j)
+  // Shared only for flows kept long (a table): for flows thrown away the lookup costs more than the string.
+  return compact ? cachedAddress(c.b, v, j) : ascii(c.b, v, j)
+}
+
+/**
+ * The reply's address from `v` when it repeats the original's b[from, to) (no NAT): that address was checked and
+ * made already; its end goes into `c.j`. Undefined when it does not.
+ */
+const mirrored = (v: number, from: number, to: number, made: string | undefined): string | undefined => {
+  if (made === undefined) return undefined
+  const b = c.b
+  const limit = c.limit
+  const end = v + (to - from)
+  if (end > limit || (end < limit && b[end] !== SPACE)) return undefined
+  for (let k = 0; k < to - from; k++) if (b[v + k] !== b[from + k]) return undefined
+  c.j = end
+  return made
 }
 
 /*
- * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the bytes
- * computed while the address was checked, gives the string made last time without a Map or a string hash. A miss
- * costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
+ * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the last
+ * bytes (a network's addresses share their start), gives the string made last time without a Map or a string hash.
+ * A miss costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
  */
 const ADDRESS_SLOTS = 1 << 14
 const addresses: Array<string | undefined> = new Array(ADDRESS_SLOTS).fill(undefined)
 const addressHashes = new Int32Array(ADDRESS_SLOTS)
-let addressHash = 0
 
 const cachedAddress = (b: Buffer, v: number, j: number): string => {
-  const slot = addressHash & (ADDRESS_SLOTS - 1)
+  const n = j - v
+  const hash =
+    n > 3
+      ? (b[j - 1] as number) |
+        ((b[j - 2] as number) << 5) |
+        ((b[j - 3] as number) << 10) |
+        ((b[j - 4] as number) << 15) |
+        (n << 20)
+      : n
+  const slot = hash & (ADDRESS_SLOTS - 1)
   const known = addresses[slot]
-  if (known !== undefined && addressHashes[slot] === addressHash && known.length === j - v) {
+  if (known !== undefined && addressHashes[slot] === hash && known.length === j - v) {
     let k = 0
     while (k < j - v && known.charCodeAt(k) === b[v + k]) k++
     if (k === j - v) return known
   }
   const made = ascii(b, v, j)
   addresses[slot] = made
-  addressHashes[slot] = addressHash
+  addressHashes[slot] = hash
   return made
 }
 
@@ -472,6 +489,12 @@ const fields = (suffixAt: number): number | string | typeof SLOW => {
         continue
       }
     }
+    const usual = usualField(i, first)
+    if (usual !== UNUSUAL) {
+      if (usual !== undefined) return usual
+      c.skipSpaces(c.j)
+      continue
+    }
     // key=value: the key ends at the first "=" of the token; the value parsers find the token's end.
     let eq = i
     while (eq < limit) {
@@ -507,71 +530,163 @@ const flag = (i: number, j: number): string | undefined | typeof USERSPACE_FOUND
   return undefined
 }
 
-/** The token's end from `k` on (the next space, or `limit`), into `c.j`. */
-const endFrom = (k: number): number => {
-  const b = c.b
-  const limit = c.limit
-  while (k < limit && b[k] !== SPACE) k++
-  c.j = k
-  return k
-}
-
-/** The decimal value from `v` to the token's end (set into `c.j`), as `uint` reads it: -1 if it is not one. */
-const uintValue = (v: number): number => {
-  const b = c.b
-  const limit = c.limit
-  let k = v
-  let n = 0
-  while (k < limit) {
-    const d = (b[k] as number) - 48
-    if (d < 0 || d > 9) break
-    n = n * 10 + d
-    k++
-  }
-  if (k < limit && b[k] !== SPACE) {
-    endFrom(k)
-    return -1
-  }
-  c.j = k
-  return k === v || k - v > 16 || n > Number.MAX_SAFE_INTEGER ? -1 : n
-}
-
-/**
- * The family of the address from `v` to the token's end (set into `c.j`), as `familyOf` reads it: with a ":" it
- * must be IPv6, else IPv4 (checked while looking for the end).
+/*
+ * The fields conntrack prints on every line, told apart by their first byte and their key with its "=": no search
+ * for the key's end. Anything else (an unknown key, a key with odd bytes) goes through `field`.
  */
-const addressValue = (v: number): number => {
+const W_SPORT_ = wordBytes("sport=")
+const W_DPORT_ = wordBytes("dport=")
+const W_PACKETS_ = wordBytes("packets=")
+const W_BYTES_ = wordBytes("bytes=")
+const W_ZONE_ = wordBytes("zone=")
+const W_ZONE_ORIG_ = wordBytes("zone-orig=")
+const W_ZONE_REPLY_ = wordBytes("zone-reply=")
+const W_MARK_ = wordBytes("mark=")
+const W_USE_ = wordBytes("use=")
+const W_ID_ = wordBytes("id=")
+const W_SECCTX_ = wordBytes("secctx=")
+const W_DELTA_TIME_ = wordBytes("delta-time=")
+
+/** Not one of the usual fields: `field` reads it. */
+const UNUSUAL = 2
+
+const usualField = (i: number, first: number): string | undefined | typeof UNUSUAL => {
   const b = c.b
   const limit = c.limit
-  let k = v
-  let ok = true
-  let colon = false
-  let dots = 0
-  let digits = 0
-  let octet = 0
-  let h = 0
-  for (; k < limit; k++) {
-    const d = b[k] as number
-    if (d === SPACE) break
-    h = (h * 31 + d) | 0
-    if (d === 46) {
-      if (digits === 0) ok = false
-      dots++
-      digits = 0
-      octet = 0
-    } else if (d >= 48 && d <= 57) {
-      octet = octet * 10 + d - 48
-      if (++digits > 3 || octet > 255) ok = false
-    } else if (d === 58) {
-      colon = true
-    } else {
-      ok = false
-    }
+  switch (first) {
+    case 115 /* s */:
+      if (startsWith(b, i, limit, W_SPORT_)) return port(i + 6, true, i)
+      if (startsWith(b, i, limit, W_SECCTX_)) return secctx(i + 7)
+      break
+    case 100 /* d */:
+      if (startsWith(b, i, limit, W_DPORT_)) return port(i + 6, false, i)
+      if (startsWith(b, i, limit, W_DELTA_TIME_)) return deltaTime(i + 11)
+      break
+    case 112 /* p */:
+      if (startsWith(b, i, limit, W_PACKETS_)) return counter(i + 8, true)
+      break
+    case 98 /* b */:
+      if (startsWith(b, i, limit, W_BYTES_)) return counter(i + 6, false)
+      break
+    case 122 /* z */:
+      if (startsWith(b, i, limit, W_ZONE_)) return flowZone(i + 5)
+      if (startsWith(b, i, limit, W_ZONE_ORIG_)) return tupleZone(i + 10, original, i)
+      if (startsWith(b, i, limit, W_ZONE_REPLY_)) return tupleZone(i + 11, reply, i)
+      break
+    case 109 /* m */:
+      if (startsWith(b, i, limit, W_MARK_)) return mark(i + 5)
+      break
+    case 117 /* u */:
+      if (startsWith(b, i, limit, W_USE_)) return use(i + 4)
+      break
+    case 105 /* i */:
+      if (startsWith(b, i, limit, W_ID_)) return id(i + 3)
+      break
   }
-  c.j = k
-  addressHash = h ^ (h >>> 15)
-  if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
-  return ok && dots === 3 && digits > 0 ? IPV4 : NONE
+  return UNUSUAL
+}
+
+/** sport= and dport=: the key starts at `i`. */
+const port = (v: number, isSrc: boolean, i: number): string | undefined => {
+  if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
+  const n = c.uintValue(v)
+  if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
+  if (isSrc) current.sport = n
+  else current.dport = n
+  return undefined
+}
+
+/** packets= and bytes= */
+const counter = (v: number, packets: boolean): string | undefined => {
+  if (current === undefined) return packets ? "packets= before src=" : "bytes= before src="
+  const n = c.uintValue(v)
+  if (n < 0) return `bad number in ${c.token()}`
+  if (packets) current.packets = n
+  else current.bytes = n
+  return undefined
+}
+
+/** A 32-bit number, or undefined. */
+const u32 = (v: number): number | undefined => {
+  const n = c.uintValue(v)
+  return n < 0 || n > 0xffffffff ? undefined : n
+}
+
+const mark = (v: number): string | undefined => {
+  flow.mark = u32(v)
+  return flow.mark === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+const use = (v: number): string | undefined => {
+  flow.use = u32(v)
+  return flow.use === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+const secmark = (v: number): string | undefined => {
+  flow.secmark = u32(v)
+  return flow.secmark === undefined ? `bad number in ${c.token()}` : undefined
+}
+
+/** id=: the ICMP echo id inside an ICMP tuple that has its code and no id yet, else the conntrack id. */
+const id = (v: number): string | undefined => {
+  const n = c.uintValue(v)
+  if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
+    if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
+    current.id = n
+    return undefined
+  }
+  if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
+  flow.id = n
+  return undefined
+}
+
+const flowZone = (v: number): string | undefined => {
+  const n = c.uintValue(v)
+  if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
+  flow.zone = n
+  return undefined
+}
+
+/** zone-orig= and zone-reply=: the key starts at `i`. */
+const tupleZone = (v: number, target: TupleDraft, i: number): string | undefined => {
+  if (target.src === undefined) return `${text(c.b, i, v - 1)}= before its tuple`
+  const n = c.uintValue(v)
+  if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
+  target.zone = n
+  return undefined
+}
+
+const deltaTime = (v: number): string | undefined => {
+  const n = c.uintValue(v)
+  if (n < 0) return `bad number in ${c.token()}`
+  flow.deltaTime = n
+  return undefined
+}
+
+const secctx = (v: number): undefined => {
+  flow.secctx = texts.getToken(c.b, v, c.limit)
+  c.j = texts.end
+  return undefined
+}
+
+/** type= and code= of an ICMP tuple. */
+const icmpByte = (v: number, isType: boolean): string | undefined => {
+  if (current === undefined) return isType ? "type= before src=" : "code= before src="
+  const n = c.uintValue(v)
+  if (n < 0 || n > 255) return `ICMP ${isType ? "type" : "code"} out of range: ${c.token()}`
+  if (isType) current.type = n
+  else current.code = n
+  return undefined
+}
+
+/** srckey= and dstkey= of a GRE tuple: the key starts at `i`. */
+const greKey = (v: number, isSrc: boolean, i: number): string | undefined => {
+  if (current === undefined) return `${text(c.b, i, v - 1)}= before src=`
+  const n = hexUint(c.b, v, c.endFrom(v))
+  if (n < 0) return `bad key in ${c.token()}`
+  if (isSrc) current.srckey = n
+  else current.dstkey = n
+  return undefined
 }
 
 /** A key=value field: key b[i, eq), the value from eq + 1. Unknown keys are ignored. */
@@ -579,78 +694,26 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
   const b = c.b
   const v = eq + 1
   switch (eq - i) {
-    case 3: {
-      const b1 = b[i + 1]
-      const b2 = b[i + 2]
-      if (first === 115 /* s */ && b1 === 114 && b2 === 99) return src(v)
-      if (first === 100 /* d */ && b1 === 115 && b2 === 116) return dst(v)
-      if (first === 117 /* u */ && b1 === 115 && b2 === 101) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.use = n
-        return undefined
-      }
+    case 3:
+      if (first === 115 /* s */ && b[i + 1] === 114 && b[i + 2] === 99) return src(v)
+      if (first === 100 /* d */ && b[i + 1] === 115 && b[i + 2] === 116) return dst(v)
+      if (first === 117 /* u */ && b[i + 1] === 115 && b[i + 2] === 101) return use(v)
       break
-    }
     case 2:
-      if (first === 105 /* i */ && b[i + 1] === 100 /* d */) {
-        const n = uintValue(v)
-        if (icmpTuples && current !== undefined && current.code !== undefined && current.id === undefined) {
-          // The ICMP echo id inside a tuple, not the conntrack id.
-          if (n < 0 || n > 65535) return `bad ICMP id: ${c.token()}`
-          current.id = n
-        } else {
-          if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-          flow.id = n
-        }
-        return undefined
-      }
+      if (first === 105 /* i */ && b[i + 1] === 100 /* d */) return id(v)
       break
     case 4:
-      if (first === 116 /* t */ && startsWith(b, i, eq, W_TYPE)) {
-        if (current === undefined) return "type= before src="
-        const n = uintValue(v)
-        if (n < 0 || n > 255) return `ICMP type out of range: ${c.token()}`
-        current.type = n
-        return undefined
-      }
-      if (first === 99 /* c */ && startsWith(b, i, eq, W_CODE)) {
-        if (current === undefined) return "code= before src="
-        const n = uintValue(v)
-        if (n < 0 || n > 255) return `ICMP code out of range: ${c.token()}`
-        current.code = n
-        return undefined
-      }
-      if (first === 109 /* m */ && b[i + 1] === 97 && b[i + 2] === 114 && b[i + 3] === 107) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.mark = n
-        return undefined
-      }
-      if (first === 122 /* z */ && b[i + 1] === 111 && b[i + 2] === 110 && b[i + 3] === 101) {
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
-        flow.zone = n
-        return undefined
-      }
+      if (first === 116 /* t */ && startsWith(b, i, eq, W_TYPE)) return icmpByte(v, true)
+      if (first === 99 /* c */ && startsWith(b, i, eq, W_CODE)) return icmpByte(v, false)
+      if (first === 109 /* m */ && b[i + 1] === 97 && b[i + 2] === 114 && b[i + 3] === 107) return mark(v)
+      if (first === 122 /* z */ && b[i + 1] === 111 && b[i + 2] === 110 && b[i + 3] === 101) return flowZone(v)
       break
     case 5:
       if ((first === 115 || first === 100) && b[i + 1] === 112 && b[i + 2] === 111 && b[i + 3] === 114) {
         if (b[i + 4] !== 116) break
-        if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `port out of range: ${c.token()}`
-        if (first === 115) current.sport = n
-        else current.dport = n
-        return undefined
+        return port(v, first === 115, i)
       }
-      if (first === 98 /* b */ && startsWith(b, i, eq, W_BYTES)) {
-        if (current === undefined) return "bytes= before src="
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        current.bytes = n
-        return undefined
-      }
+      if (first === 98 /* b */ && startsWith(b, i, eq, W_BYTES)) return counter(v, false)
       break
     case 6:
       // As the string parser reads it: "src" + "key", or "d" + any two + "key".
@@ -659,69 +722,49 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
         startsWith(b, i + 3, eq, W_KEY) &&
         startsWith(b, i, eq, W_SRC) !== (first === 100)
       ) {
-        if (current === undefined) return `${text(b, i, eq)}= before src=`
-        const n = hexUint(b, v, endFrom(v))
-        if (n < 0) return `bad key in ${c.token()}`
-        if (first === 115) current.srckey = n
-        else current.dstkey = n
-        return undefined
+        return greKey(v, first === 115, i)
       }
-      if (startsWith(b, i, eq, W_SECCTX)) {
-        flow.secctx = texts.get(b, v, endFrom(v))
-        return undefined
-      }
+      if (startsWith(b, i, eq, W_SECCTX)) return secctx(v)
       if (startsWith(b, i, eq, W_HELPER)) {
-        flow.helper = texts.get(b, v, endFrom(v))
+        flow.helper = texts.get(b, v, c.endFrom(v))
         return undefined
       }
       if (startsWith(b, i, eq, W_LABELS)) {
-        flow.labels = labels(v, endFrom(v))
+        flow.labels = labels(v, c.endFrom(v))
         return undefined
       }
       break
     case 7:
-      if (first === 112 /* p */ && startsWith(b, i, eq, W_PACKETS)) {
-        if (current === undefined) return "packets= before src="
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        current.packets = n
-        return undefined
-      }
-      if (first === 115 && startsWith(b, i, eq, W_SECMARK)) {
-        const n = uintValue(v)
-        if (n < 0 || n > 0xffffffff) return `bad number in ${c.token()}`
-        flow.secmark = n
-        return undefined
-      }
+      if (first === 112 /* p */ && startsWith(b, i, eq, W_PACKETS)) return counter(v, true)
+      if (first === 115 && startsWith(b, i, eq, W_SECMARK)) return secmark(v)
       break
     case 9:
     case 10:
       // As the string parser reads it: "zone-orig" + any one character is the reply's zone too.
       if (startsWith(b, i, eq, W_ZONE_ORIG) || startsWith(b, i, eq, W_ZONE_REPLY)) {
-        const target = eq - i === 9 ? original : reply
-        if (target.src === undefined) return `${text(b, i, eq)}= before its tuple`
-        const n = uintValue(v)
-        if (n < 0 || n > 65535) return `bad zone: ${c.token()}`
-        target.zone = n
-        return undefined
+        return tupleZone(v, eq - i === 9 ? original : reply, i)
       }
-      if (startsWith(b, i, eq, W_DELTA_TIME)) {
-        const n = uintValue(v)
-        if (n < 0) return `bad number in ${c.token()}`
-        flow.deltaTime = n
-        return undefined
-      }
+      if (startsWith(b, i, eq, W_DELTA_TIME)) return deltaTime(v)
       break
   }
   // An unknown key: ignored. One with non-ASCII bytes might be a known key's length in characters.
-  endFrom(v)
+  c.endFrom(v)
   return hasHighByte(b, i, eq) ? SLOW : undefined
 }
 
 /** src= starts a tuple: the original, then the reply. */
 const src = (v: number): string | undefined => {
   if (tuples === 2) return "a third src= field"
-  const f = addressValue(v)
+  if (tuples === 1) {
+    const same = mirrored(v, dstFrom, dstTo, original.dst)
+    if (same !== undefined) {
+      tuples = 2
+      current = reply
+      reply.src = same
+      return undefined
+    }
+  }
+  const f = c.addressValue(v)
   const j = c.j
   if (f === NONE) return `bad address in src=${text(c.b, v, j)}`
   if (family === NONE) family = f
@@ -733,7 +776,14 @@ const src = (v: number): string | undefined => {
 
 const dst = (v: number): string | undefined => {
   if (current === undefined) return "dst= before src="
-  const f = addressValue(v)
+  if (current === reply) {
+    const same = mirrored(v, srcFrom, srcTo, original.src)
+    if (same !== undefined) {
+      reply.dst = same
+      return undefined
+    }
+  }
+  const f = c.addressValue(v)
   const j = c.j
   if (f !== family) return `bad address in dst=${text(c.b, v, j)}`
   current.dst = addressString(v, j, false)

@@ -6,8 +6,8 @@
  * @internal
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
-import { icmpProtocols, portProtocols, protocolNumbers } from "../Flow.js"
 import { clearTuple, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
+import { icmpProtocols, portProtocols, protocolNumbers } from "./protocols.js"
 
 /** conntrack prints each flow into a 1024-byte buffer: a flow text of 1023 characters may have been cut. */
 const MAX_FLOW_TEXT = 1023

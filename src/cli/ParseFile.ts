@@ -1,0 +1,120 @@
+/**
+ * `parse --format F [--count] [FILE]` without Effect: the fast start of the `parse` command. Loading Effect, its
+ * platform and the command line library costs a whole process 1.2-1.7 s here, several times the parsing of 100,000
+ * lines; this path loads only the byte parser. It prints exactly what `ParseCommand` prints (and `Main` for standard
+ * input that cannot be read) and ends with the same exit codes. Any other shape of the command line (`--help`, a bad
+ * flag, a repeated one, a missing or unreadable file) is left to the full command line (`recognize` returns
+ * undefined), so its messages stay one.
+ *
+ * @internal
+ */
+import * as fs from "node:fs"
+import { makeLineDecoder } from "../internal/decode.js"
+
+/** A plain `parse` of a readable regular file, or of standard input (`file` undefined). */
+export interface ParseFile {
+  readonly events: boolean
+  readonly count: boolean
+  readonly file: string | undefined
+}
+
+/** The plain `parse` this process was asked for (`process.argv`), if it is one. */
+export const recognize = (argv: ReadonlyArray<string>): ParseFile | undefined => {
+  if (argv[2] !== "parse") return undefined
+  let format: string | undefined
+  let count = false
+  let file: string | undefined
+  for (let k = 3; k < argv.length; k++) {
+    const arg = argv[k] as string
+    if (arg === "--format" && format === undefined && k + 1 < argv.length) format = argv[++k]
+    else if (arg === "--count" && !count) count = true
+    else if (file === undefined && arg !== "" && !arg.startsWith("-")) file = arg
+    else return undefined
+  }
+  if (format !== "dump" && format !== "events") return undefined
+  if (file === undefined) return { events: format === "events", count, file }
+  try {
+    if (!fs.statSync(file).isFile()) return undefined
+    fs.accessSync(file, fs.constants.R_OK)
+  } catch {
+    return undefined
+  }
+  return { events: format === "events", count, file }
+}
+
+const CHUNK = 1 << 20
+
+/** Runs it; resolves with the exit code (the process may also end on its own: 141 when stdout goes away). */
+export const parseFile = async (run: ParseFile): Promise<number> => {
+  // A reader that went away (`| head -1`): stop quietly with 141, as the full command line does.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") process.stderr.write(`effect-conntrack: cannot write the output (${error.code})\n`)
+    process.exit(141)
+  })
+  process.stderr.on("error", () => {})
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143]
+  ] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
+      process.exit(code)
+    })
+  }
+
+  let parsed = 0
+  let failed = 0
+  let out = ""
+  let err = ""
+  const decoder = makeLineDecoder(run.events, false, {
+    flow: (flow) => {
+      parsed++
+      if (!run.count) out += `${JSON.stringify(flow)}\n`
+    },
+    error: (reason, _line, lineNumber) => {
+      failed++
+      if (!run.count) err += `line ${lineNumber}: ${reason}\n`
+    }
+  })
+  const flush = () => {
+    if (err !== "") process.stderr.write(err)
+    if (out !== "") process.stdout.write(out)
+    out = err = ""
+  }
+  const input = run.file === undefined ? stdin() : fs.createReadStream(run.file, { highWaterMark: CHUNK })
+  if (typeof input === "string") return unreadable(input)
+  try {
+    for await (const chunk of input) {
+      decoder.push(chunk as Buffer)
+      flush()
+    }
+  } catch (error) {
+    flush()
+    const code = (error as NodeJS.ErrnoException).code ?? String(error)
+    if (run.file === undefined) return unreadable(`could not be read (${code})`)
+    process.stderr.write(`effect-conntrack: ${run.file} could not be read (${code})\n`)
+    return 1
+  }
+  decoder.end()
+  flush()
+  if (run.count) process.stdout.write(`parsed ${parsed}, failed ${failed}\n`)
+  if (failed === 0) return 0
+  process.stderr.write(`effect-conntrack: ${failed} of ${parsed + failed} lines could not be parsed\n`)
+  return 1
+}
+
+/** Standard input, or why it cannot be read (as `Main` says it). */
+const stdin = (): NodeJS.ReadableStream | string => {
+  let stat: fs.Stats
+  try {
+    stat = fs.fstatSync(0)
+  } catch (error) {
+    return `is closed (${(error as NodeJS.ErrnoException).code ?? String(error)})`
+  }
+  return stat.isDirectory() ? "is a directory" : process.stdin
+}
+
+const unreadable = (reason: string): number => {
+  process.stderr.write(`effect-conntrack: standard input ${reason}: give a FILE, or pipe conntrack output in\n`)
+  return 1
+}
