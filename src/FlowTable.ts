@@ -407,9 +407,16 @@ const unseen = (draft: Draft, id: number, flow: Flow): Tomb => {
   return remember(draft, id, flow, flow.start, false)
 }
 
+/**
+ * The index key of a flow's id: the same 32 bits as a signed number, which V8 keeps unboxed (an id of 2^31 or more
+ * would otherwise take a heap number of its own in every map entry).
+ */
+const keyOf = (flow: Flow): number | undefined =>
+  flow.id === undefined ? undefined : flow.id <= 0xffff_ffff ? flow.id | 0 : flow.id
+
 /** One event, in the kernel's order. */
 const event = (draft: Draft, flow: Flow): void => {
-  const id = flow.id
+  const id = keyOf(flow)
   if (id === undefined) {
     draft.unkeyed++
     return
@@ -483,7 +490,7 @@ const opens = (draft: Draft, flow: Flow) => flow.unreplied !== true || draft.inc
  * resync may be older or newer (they arrive while the dump runs), and what they made wins over a line that would undo it.
  */
 const dumped = (draft: Draft, flow: Flow): void => {
-  const id = flow.id
+  const id = keyOf(flow)
   if (id === undefined) {
     draft.unkeyed++
     return

@@ -22,6 +22,23 @@ const walked = (table: FlowTable.FlowTable, reader = 0) => {
   }
 }
 
+describe("FlowTable: conntrack ids across the 32 bits", () => {
+  it("keeps apart ids of 2^31 and more, and the ids they share low bits with", () => {
+    const ids = [5, 2 ** 31 + 5, 2 ** 32 - 1, 2 ** 31 - 1, 2 ** 32 + 5]
+    let table = fold(
+      start(),
+      ids.map((id) => flow(id, "ESTABLISHED", "UPDATE", 40000))
+    )
+    expect(walked(table).report).toStrictEqual(ids.map((id) => `${id}:active`).sort())
+    table = fold(table, [flow(2 ** 31 + 5, "CLOSE", "DESTROY", 40000)])
+    expect(walked(table).report).toStrictEqual(
+      [5, 2 ** 32 - 1, 2 ** 31 - 1, 2 ** 32 + 5, 2 ** 31 + 5]
+        .map((id) => `${id}:${id === 2 ** 31 + 5 ? "dead" : "active"}`)
+        .sort()
+    )
+  })
+})
+
 describe("FlowTable.applyAll: transitions", () => {
   const cases: ReadonlyArray<{
     name: string
