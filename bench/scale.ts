@@ -64,6 +64,28 @@ const timeDumpCount = (binary: string) =>
     })
   })
 
+/** The walker's heap per flow in a fresh process (bench/scale-memory.ts), as a daemon holds it. */
+const memoryInOwnProcess = (binary: string) =>
+  new Promise<{ readonly bytesPerFlow: number; readonly rss: number }>((resolve, reject) => {
+    const script = path.join(import.meta.dirname, "scale-memory.js")
+    const p = child.spawn(process.execPath, ["--expose-gc", script, binary, String(ENTRIES)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    p.stdout.on("data", (b: Buffer) => {
+      out += b.toString()
+    })
+    p.on("exit", (code) => {
+      try {
+        const r = JSON.parse(out.trim()) as { bytesPerFlow: number; rss: number; walked: number }
+        if (code !== 0 || r.walked !== ENTRIES) reject(new Error(`scale-memory: exit ${code}, ${out}`))
+        else resolve(r)
+      } catch (error) {
+        reject(new Error(`scale-memory: ${String(error)}: ${out}`))
+      }
+    })
+  })
+
 export const scaleBenchmark = async (runs: number): Promise<ReadonlyArray<Row>> => {
   const ns = namespace()
   const binary = conntrackIn(ns.name)
@@ -104,8 +126,9 @@ export const scaleBenchmark = async (runs: number): Promise<ReadonlyArray<Row>> 
       gc()
       const bytesPerFlow = (process.memoryUsage().heapUsed - before) / ENTRIES
       const rss = process.memoryUsage().rss
+      const own = await memoryInOwnProcess(binary)
       console.log(
-        `scale memory: ${fmt(bytesPerFlow)} heap bytes per flow held by the walker at ${fmt(ENTRIES)} flows (target <= 400); process RSS ${fmt(rss / 2 ** 20)} MiB`
+        `scale memory: ${fmt(own.bytesPerFlow)} heap bytes per flow held by a walker in a process of its own at ${fmt(ENTRIES)} flows (target <= 400), process RSS ${fmt(own.rss / 2 ** 20)} MiB; in this process, after the other benchmarks: ${fmt(bytesPerFlow)} B, RSS ${fmt(rss / 2 ** 20)} MiB`
       )
 
       // A walk through the service, as an application calls it.
@@ -135,10 +158,10 @@ export const scaleBenchmark = async (runs: number): Promise<ReadonlyArray<Row>> 
         },
         {
           benchmark: "3. Memory: heap per flow held at 262,144 flows",
-          figure: `${fmt(bytesPerFlow)} B/flow; RSS ${fmt(rss / 2 ** 20)} MiB`,
+          figure: `${fmt(own.bytesPerFlow)} B/flow in a process of its own (RSS ${fmt(own.rss / 2 ** 20)} MiB); ${fmt(bytesPerFlow)} B in the bench's process after the other benchmarks`,
           baseline: "Go tracker ~1.7 KB allocated per line (issue)",
           target: "<= 400 B/flow",
-          met: bytesPerFlow <= 400
+          met: own.bytesPerFlow <= 400
         },
         {
           benchmark: "4. Walk over 262,144 active flows",
