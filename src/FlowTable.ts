@@ -634,7 +634,8 @@ export interface Resync {
    * with only by walks and readers). Active connections neither the dump nor this resync's events showed died while
    * we were not listening: they are reported dead once. Remembered dead ones the dump no longer shows are forgotten.
    * Undefined once the resync is over. `changes` (default: as the resync began) says whether to return them: asked
-   * for from a resync that did not collect them, they are the deaths it reported, then every active connection.
+   * for from a resync that did not collect them, they are the deaths it reported, then each connection that became
+   * active or changed state since `current`.
    */
   readonly done: (current: FlowTable, now?: number, changes?: boolean) => Folded | undefined
   /**
@@ -703,13 +704,18 @@ export const beginResync = (current: FlowTable, options: ResyncOptions = {}): Re
     const result = folded(repr(current), d)
     if (!changes) return result.changes.length === 0 ? result : { ...result, changes: [] }
     if (collecting) return result
-    return {
-      ...result,
-      changes: [
-        ...d.died.map((dead) => Change.Died({ flow: dead.flow })),
-        ...active(result.table).map((w) => Change.Upserted({ flow: w.flow }))
-      ]
-    }
+    // Worked out now against the table as it was: the deaths, then each connection that became active or changed
+    // state (not every active one: a subscriber's buffer would lose the deaths to a large table's upserts).
+    const before = repr(current).live
+    const changed: Array<Change> = d.died.map((dead) => Change.Died({ flow: dead.flow }))
+    FlowIndex.forEach(repr(result.table).live, (slot, key) => {
+      for (const l of Array.isArray(slot) ? (slot as ReadonlyArray<Live>) : [slot as Live]) {
+        if (!l.active) continue
+        const was = findIn(FlowIndex.get(before, key), liveIs(l.flow))
+        if (was?.active !== true || was.flow.state !== l.flow.state) changed.push(Change.Upserted({ flow: l.flow }))
+      }
+    })
+    return { ...result, changes: changed }
   }
   return {
     addDump: add(dumped),

@@ -218,6 +218,9 @@ interface Numbered {
   readonly change: FlowTable.Change
 }
 
+/** Dump chunks that may wait to be folded: the rest of the queue is the events' (`eventBuffer`). */
+const DUMP_AHEAD = 4
+
 /** What a session's queue carries: dumped flows, the dump's end, events, or why a feed ended. */
 type Arrival =
   | { readonly _tag: "Dump"; readonly flows: Chunk.Chunk<Flow> }
@@ -295,20 +298,26 @@ export const make = (
         let syncing = true
         // Both outputs go through one queue, in the order they arrive: the events keep being read while conntrack -L
         // runs (up to `eventBuffer` chunks ahead), and a feed that ends puts its cause in line behind what it read.
-        const arrivals = yield* Queue.bounded<Arrival>(o.eventBuffer)
+        // The dump may have only a few chunks waiting, so that it never takes the events' room.
+        const arrivals = yield* Queue.bounded<Arrival>(o.eventBuffer + DUMP_AHEAD + 2)
+        const dumpRoom = yield* Effect.makeSemaphore(DUMP_AHEAD)
         const feed = <R>(
           stream: Stream.Stream<Flow, ConntrackError, R>,
-          tag: "Dump" | "Events",
+          offer: (flows: Chunk.Chunk<Flow>) => Effect.Effect<boolean>,
           after: Effect.Effect<void>
         ) =>
-          Stream.runForEachChunk(stream, (flows) => Queue.offer(arrivals, { _tag: tag, flows })).pipe(
+          Stream.runForEachChunk(stream, offer).pipe(
             Effect.zipRight(after),
             Effect.catchAllCause((cause) => Queue.offer(arrivals, { _tag: "Ended", cause })),
             Effect.forkScoped
           )
-        yield* feed(Conntrack.dump(o), "Dump", Queue.offer(arrivals, { _tag: "DumpEnd" }))
+        yield* feed(
+          Conntrack.dump(o),
+          (flows) => Effect.zipRight(dumpRoom.take(1), Queue.offer(arrivals, { _tag: "Dump", flows })),
+          Queue.offer(arrivals, { _tag: "DumpEnd" })
+        )
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
-        yield* feed(events.flows, "Events", Effect.void)
+        yield* feed(events.flows, (flows) => Queue.offer(arrivals, { _tag: "Events", flows }), Effect.void)
 
         const synced = (now: number) =>
           Effect.gen(function* () {
@@ -338,6 +347,7 @@ export const make = (
             for (const arrival of batch) {
               switch (arrival._tag) {
                 case "Dump":
+                  yield* dumpRoom.release(1)
                   dumped += arrival.flows.length
                   resync.addDump(arrival.flows, now)
                   break

@@ -453,10 +453,16 @@ describe("FlowTable.resync", () => {
     const none = quiet.done(table, 0, false) as FlowTable.Folded
     expect(none.changes).toStrictEqual([])
     expect(walked(none.table).report).toStrictEqual(["1:active", "2:dead", "3:active", "4:dead"])
-    // A subscriber joined meanwhile: the deaths, then every active connection (its snapshot was the table before).
+    // A subscriber joined meanwhile (its snapshot was the table before): the deaths, then what became active or
+    // changed state since (1's line only confirms what the table knew).
     const asked = FlowTable.beginResync(table, { changes: false })
-    asked.addDump(dump)
-    expect(tags(asked.done(table, 0, true))).toStrictEqual(["Died:4", "Died:2", "Upserted:1", "Upserted:3"])
+    asked.addDump([...dump, flow(5, "FIN_WAIT"), flow(2, "ESTABLISHED", undefined, 50000)])
+    const got = tags(asked.done(table, 0, true))
+    expect(got.slice(0, 2)).toStrictEqual(["Died:4", "Died:2"])
+    expect(got.slice(2).sort()).toStrictEqual(["Upserted:2", "Upserted:3", "Upserted:5"])
+    const moved = FlowTable.beginResync(table, { changes: false })
+    moved.addDump([flow(1, "FIN_WAIT"), flow(2, "ESTABLISHED")])
+    expect(tags(moved.done(table, 0, true))).toStrictEqual(["Upserted:1"])
     // Worked out as it folds, but nobody listens any more: none.
     const dropped = FlowTable.beginResync(table)
     dropped.addDump(dump)
