@@ -512,7 +512,10 @@ const dumped = (draft: Draft, flow: Flow): void => {
       show(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
       return
     }
-    if (stateRank(flow) <= stateRank(live.flow)) {
+    // Same or earlier state: older news, unless it shows a reply the life's events have not told yet (a stateless
+    // protocol's only step: a line without [UNREPLIED] is newer than the NEW).
+    const replied = !live.active && opens(draft, flow)
+    if (stateRank(flow) <= stateRank(live.flow) && !replied) {
       show(draft, live)
       return
     }

@@ -264,6 +264,28 @@ describe("FlowTable: one life, observations in any order", () => {
     }
   })
 
+  it("a dump line that shows a reply to a UDP flow born in the resync makes it active (its UPDATE not read yet)", () => {
+    const udp = (type: EventType | undefined, unreplied: boolean) =>
+      ({
+        ...tcpFlow({ id: 9, sport: 5353, dport: 53, ...(type !== undefined ? { type } : {}) }),
+        proto: "udp" as const,
+        protonum: 17,
+        ...(unreplied ? { unreplied: true as const } : {})
+      }) as Flow
+    const stripped = (f: Flow) => {
+      const { state: _state, ...rest } = f
+      return rest as Flow
+    }
+    const r = FlowTable.beginResync(start())
+    r.addEvents([stripped(udp("NEW", true))])
+    r.addDump([stripped(udp(undefined, true))])
+    expect(FlowTable.size((r.done(start()) as FlowTable.Folded).table)).toBe(0)
+    const replied = FlowTable.beginResync(start())
+    replied.addEvents([stripped(udp("NEW", true))])
+    replied.addDump([stripped(udp(undefined, false))])
+    expect(FlowTable.size((replied.done(start()) as FlowTable.Folded).table)).toBe(1)
+  })
+
   it("a stale NEW of a connection a newer dump line showed closed does not begin a new life", () => {
     const r = FlowTable.beginResync(start())
     r.addDump([flow(1, "TIME_WAIT")])
