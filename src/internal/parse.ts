@@ -32,6 +32,7 @@ import {
 } from "./bytes.js"
 import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
+import { protocolNumbers } from "./protocols.js"
 
 /** The line needs the string parser (see above). */
 export const SLOW = 0
@@ -242,18 +243,6 @@ const protocolName = (i: number, j: number): ProtocolName | undefined => {
   }
 }
 
-const numberOf: Record<ProtocolName, number> = {
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  sctp: 132,
-  dccp: 33,
-  icmp: 1,
-  icmpv6: 58,
-  gre: 47,
-  unknown: -1
-}
-
 /** Whether b[i, j) is upper case letters, digits and underscores, starting with a letter. */
 const isStateWord = (i: number, j: number): boolean => {
   const b = c.b
@@ -341,8 +330,8 @@ const header = (events: boolean): string | undefined => {
   c.tokenEnd()
   const protonum = uint(b, c.i, c.j)
   if (protonum < 0 || protonum > 255) return `bad protocol number: ${c.token()}`
-  const known = numberOf[proto]
-  if (known >= 0 && known !== protonum) return `protocol ${proto} is number ${known}, not ${protonum}`
+  const known = proto === "unknown" ? undefined : protocolNumbers[proto]
+  if (known !== undefined && known !== protonum) return `protocol ${proto} is number ${known}, not ${protonum}`
   flow.protonum = protonum
   portTuples = proto === "tcp" || proto === "udp" || proto === "udplite" || proto === "sctp" || proto === "dccp"
   icmpTuples = proto === "icmp" || proto === "icmpv6"
