@@ -8,6 +8,9 @@
  * exits 0), else `conntrack -E`, and says so once at warning; it also runs `conntrack -E` when a conntrack binary is
  * named (`binary`) or given extra arguments, which the helper does not take.
  */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Data from "effect/Data"
@@ -16,9 +19,23 @@ import * as Option from "effect/Option"
 import { EventHelperUnavailable } from "./Errors.js"
 import { defaults, type ResolvedOptions } from "./Options.js"
 
+/**
+ * This package's directory: the nearest one above this module that holds a package.json. The module is in `src/`,
+ * in `dist/`, or bundled into the command line's `dist/cli/Main.js`.
+ */
+const packageRoot = (module: string): string => {
+  for (let dir = path.dirname(module); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "package.json"))) return dir
+    if (path.dirname(dir) === dir) return path.dirname(path.dirname(module))
+  }
+}
+
 /** Where `npm run build` (and npm's install hook) puts the helper: `dist/native/conntrack-events` of this package. */
-export const defaultHelperPath: string = decodeURIComponent(
-  new URL("../dist/native/conntrack-events", import.meta.url).pathname
+export const defaultHelperPath: string = path.join(
+  packageRoot(fileURLToPath(import.meta.url)),
+  "dist",
+  "native",
+  "conntrack-events"
 )
 
 /** The apt line that lets the build compile the helper. */

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Conntrack from "../Conntrack.js"
 import * as Flags from "./Flags.js"
-import { countByState, flowTable } from "./Render.js"
+import { countState, flowTable, sortedCounts } from "./Render.js"
 
 const count = Options.boolean("count").pipe(Options.withDescription("print only how many flows, by state"))
 
@@ -26,20 +26,26 @@ export const dumpCommand = Command.make(
   (flags) =>
     Effect.gen(function* () {
       const options = yield* Flags.walkerOptions(flags)
-      const flows = Chunk.toReadonlyArray(yield* Stream.runCollect(Conntrack.dump(options)))
+      const flows = Conntrack.dump(options)
       if (flags.count) {
-        const byState = countByState(flows)
+        // Counted as they come: a table of 262,144 flows is never held.
+        const counts = yield* Stream.runFold(flows, new Map<string, number>(), countState)
+        const total = [...counts.values()].reduce((a, b) => a + b, 0)
+        const byState = sortedCounts(counts)
         yield* Console.log(
           flags.json
-            ? JSON.stringify({ total: flows.length, byState: Object.fromEntries(byState) })
-            : [`${flows.length} flows`, ...byState.map(([state, n]) => `${state} ${n}`)].join("\n")
+            ? JSON.stringify({ total, byState: Object.fromEntries(byState) })
+            : [`${total} flows`, ...byState.map(([state, n]) => `${state} ${n}`)].join("\n")
         )
-      } else if (flags.json) {
-        if (flows.length > 0) yield* Console.log(flows.map((f) => JSON.stringify(f)).join("\n"))
+        return
+      }
+      const all = Chunk.toReadonlyArray(yield* Stream.runCollect(flows))
+      if (flags.json) {
+        if (all.length > 0) yield* Console.log(all.map((f) => JSON.stringify(f)).join("\n"))
       } else {
         yield* Console.log(
           flowTable(
-            flows.map((flow) => ({ flow, active: true })),
+            all.map((flow) => ({ flow, active: true })),
             false
           )
         )

@@ -66,8 +66,10 @@ export const walkJson = (walk: number, walked: ReadonlyArray<WalkedFlow>): strin
   walked.map((w) => JSON.stringify({ walk, active: w.active, flow: w.flow })).join("\n")
 
 /** How many flows, by state (flows without one count as `-`). */
-export const countByState = (flows: ReadonlyArray<Flow>): ReadonlyArray<readonly [string, number]> => {
-  const counts = new Map<string, number>()
-  for (const flow of flows) counts.set(flow.state ?? "-", (counts.get(flow.state ?? "-") ?? 0) + 1)
-  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-}
+/** Adds `flow` to counts by state (flows with no state count under "-"). */
+export const countState = (counts: Map<string, number>, flow: Flow): Map<string, number> =>
+  counts.set(flow.state ?? "-", (counts.get(flow.state ?? "-") ?? 0) + 1)
+
+/** Counts by state, the largest first. */
+export const sortedCounts = (counts: ReadonlyMap<string, number>): ReadonlyArray<readonly [string, number]> =>
+  [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
