@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 const root = path.join(import.meta.dirname, "..")
 const manifest = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
   readonly name: string
+  readonly version: string
   readonly bin: Record<string, string>
   readonly exports: Record<string, { readonly types: string; readonly default: string }>
   readonly peerDependencies: Record<string, string>
@@ -61,8 +62,11 @@ const pack = async () => {
   const copied = (source: string) => !skipped.has(path.relative(root, source)) && !source.endsWith(".log")
   fs.cpSync(root, stage, { recursive: true, filter: copied })
   fs.symlinkSync(path.join(root, "node_modules"), path.join(stage, "node_modules"), "dir")
-  const build = await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], stage)
-  if (build.code !== 0) throw new Error(`the build failed:\n${build.stdout}${build.stderr}`)
+  // What `npm pack` runs first (package.json's prepack): tsc, then the command line bundled into one file.
+  for (const step of [[tsc, "-p", "tsconfig.build.json"], ["scripts/bundle-cli.mjs"]]) {
+    const build = await run(process.execPath, step, stage)
+    if (build.code !== 0) throw new Error(`the build failed:\n${build.stdout}${build.stderr}`)
+  }
   const packed = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir, ...npmFlags], stage)
   if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.stderr}`)
   const [result] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>
@@ -196,6 +200,11 @@ describe("installed into an app that pins the lowest effect and @effect/platform
     needsInstall(skip)
     expect(await parseCount(path.join(app, "node_modules/.bin"))).toEqual(counted)
   }, 60_000)
+
+  it("runs its full command line, bundled into one file: effect-conntrack --version", async ({ skip }) => {
+    needsInstall(skip)
+    expect(await fullCommandLine(path.join(app, "node_modules/.bin"))).toEqual(versioned)
+  }, 60_000)
 })
 
 let typechecked: Promise<Run> | undefined
@@ -233,7 +242,22 @@ describe("installed globally (npm i -g), with no peer installed by hand", () => 
     needsInstall(skip)
     expect(await parseCount(path.join(global, "bin"))).toEqual(counted)
   }, 60_000)
+
+  it("runs its full command line, bundled into one file: effect-conntrack --version", async ({ skip }) => {
+    needsInstall(skip)
+    expect(await fullCommandLine(path.join(global, "bin"))).toEqual(versioned)
+  }, 60_000)
 })
+
+const versioned = { version: manifest.version, stderr: "", code: 0, bundled: true }
+/** Runs `effect-conntrack --version` (the full command line) from this bin directory; whether it ran the bundle. */
+const fullCommandLine = async (bins: string) => {
+  const bin = fs.realpathSync(path.join(bins, Object.keys(manifest.bin)[0] ?? ""))
+  const main = fs.readFileSync(path.join(path.dirname(bin), "cli", "Main.js"), "utf8")
+  const ran = await run(bin, ["--version"], dir, 30_000)
+  // tsc's Main.js imports the command line's modules; the bundle holds them (and Effect) in itself.
+  return { version: ran.stdout.trim(), stderr: ran.stderr, code: ran.code, bundled: !/from "\.\.\/Cli\.js"/.test(main) }
+}
 
 const counted = { stdout: "parsed 2, failed 0\n", stderr: "", code: 0 }
 /** Runs `effect-conntrack parse --format dump --count` from this bin directory on two dump lines. */
