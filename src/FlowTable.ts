@@ -33,6 +33,9 @@ export type Change = Data.TaggedEnum<{
   Died: { readonly flow: Flow }
 }>
 export const Change = Data.taggedEnum<Change>()
+// Each access to a member of `Change` makes its constructor anew: these are made once.
+const Upserted = Change.Upserted
+const Died = Change.Died
 
 const TypeId: unique symbol = Symbol.for("effect-conntrack/FlowTable")
 
@@ -43,6 +46,40 @@ export interface FlowTable {
 
 /** A connection the kernel has: active, or seen only as NEW (`active: false`, never walked). */
 type Live = WalkedFlow
+
+/*
+ * A connection's object shares its times. `firstSeen` and `lastSeen` are the `now` of a fold, a number past 2^31 that
+ * V8 keeps in a heap number of 16 bytes. A field that has only ever held numbers gets a heap number of its own in every
+ * object (two per connection, made again at each update); a field that has held something else as well points at the
+ * one it is given, so the connections one fold touches all share its `now`. Each field (and the draft's `now`, see
+ * `begin`) is therefore set to undefined before it is given its time: 32 bytes less per connection held.
+ * test/flowtable-memory.test.ts fails if they stop being shared.
+ */
+function Seen(
+  this: { -readonly [K in keyof WalkedFlow]: WalkedFlow[K] | undefined },
+  active: boolean,
+  flow: Flow,
+  firstSeen: number,
+  lastSeen: number
+) {
+  this.active = active
+  this.flow = flow
+  this.firstSeen = undefined
+  this.lastSeen = undefined
+  this.firstSeen = firstSeen
+  this.lastSeen = lastSeen
+}
+// A plain object to its users, as the parser's flows are.
+Seen.prototype = Object.prototype
+
+/** A connection, active or not, first and last seen at the given times. */
+const seen = (active: boolean, flow: Flow, firstSeen: number, lastSeen: number): WalkedFlow =>
+  new (Seen as unknown as new (a: boolean, f: Flow, first: number, last: number) => WalkedFlow)(
+    active,
+    flow,
+    firstSeen,
+    lastSeen
+  )
 
 /** A connection reported dead and remembered, so that later observations of the same life do not revive it. */
 interface Tomb {
@@ -111,36 +148,49 @@ export const sameConnection = (a: Tuple, b: Tuple): boolean =>
   a.dstkey === b.dstkey &&
   a.zone === b.zone
 
-const liveIs = (flow: Flow) => (l: Live) =>
-  l.flow.proto === flow.proto && sameConnection(l.flow.original, flow.original)
-const tombIs = (flow: Flow) => (t: Tomb) => t.proto === flow.proto && sameConnection(t.original, flow.original)
-
 const findIn = <A>(slot: Slot<A> | undefined, is: (a: A) => boolean): A | undefined => {
   if (slot === undefined) return undefined
   if (!Array.isArray(slot)) return is(slot as A) ? (slot as A) : undefined
   return (slot as ReadonlyArray<A>).find(is)
 }
 
+// The lookups of every event: loops rather than `findIn` with a closure made per event.
+const findLive = (slot: Slot<Live> | undefined, flow: Flow): Live | undefined => {
+  if (slot === undefined) return undefined
+  if (!Array.isArray(slot)) {
+    const l = slot as Live
+    return l.flow.proto === flow.proto && sameConnection(l.flow.original, flow.original) ? l : undefined
+  }
+  for (const l of slot as ReadonlyArray<Live>) {
+    if (l.flow.proto === flow.proto && sameConnection(l.flow.original, flow.original)) return l
+  }
+  return undefined
+}
+
+const findTomb = (slot: Slot<Tomb> | undefined, flow: Flow): Tomb | undefined => {
+  if (slot === undefined) return undefined
+  if (!Array.isArray(slot)) {
+    const t = slot as Tomb
+    return t.proto === flow.proto && sameConnection(t.original, flow.original) ? t : undefined
+  }
+  for (const t of slot as ReadonlyArray<Tomb>) {
+    if (t.proto === flow.proto && sameConnection(t.original, flow.original)) return t
+  }
+  return undefined
+}
+
 /** Replaces `old` (or nothing) by `next` (or nothing) among the connections of one id. */
 const replaceIn = <A extends object>(editor: FlowIndex.Editor<Slot<A>>, id: number, old?: A, next?: A): void => {
   const slot = editor.get(id)
-  if (slot === undefined) {
-    if (next !== undefined) editor.set(id, next)
-    return
-  }
-  if (!Array.isArray(slot)) {
-    if (slot === old) {
-      if (next !== undefined) editor.set(id, next)
-      else editor.remove(id)
-    } else if (next !== undefined) {
-      editor.set(id, [slot as A, next])
-    }
-    return
-  }
+  editor.replace(id, slot, replaced(slot, old, next))
+}
+
+const replaced = <A extends object>(slot: Slot<A> | undefined, old?: A, next?: A): Slot<A> | undefined => {
+  if (slot === undefined || slot === old) return next
+  if (!Array.isArray(slot)) return next === undefined ? slot : [slot as A, next]
   const rest = (slot as ReadonlyArray<A>).filter((a) => a !== old)
   if (next !== undefined) rest.push(next)
-  if (rest.length === 0) editor.remove(id)
-  else editor.set(id, rest.length === 1 ? (rest[0] as A) : rest)
+  return rest.length === 0 ? undefined : rest.length === 1 ? (rest[0] as A) : rest
 }
 
 /** Connections opened or closed by one fold, by family and protocol (for metrics). */
@@ -207,24 +257,29 @@ const begin = (
   t: Table,
   expected: number,
   options: { readonly changes: boolean; readonly now: number; readonly resync: boolean }
-): Draft => ({
-  live: FlowIndex.edit(t.live, expected),
-  tombs: FlowIndex.edit(t.tombs, expected),
-  active: t.active,
-  remembered: t.remembered,
-  seq: t.seq,
-  unkeyed: t.unkeyed,
-  now: options.now,
-  includeNew: t.options.includeNew,
-  died: [],
-  changes: options.changes ? [] : undefined,
-  opened: new Map(),
-  closed: new Map(),
-  shown: options.resync ? new Set() : undefined,
-  touched: options.resync ? new Set() : undefined,
-  born: options.resync ? new Set() : undefined,
-  destroyed: options.resync ? [] : undefined
-})
+): Draft => {
+  const draft: Draft = {
+    live: FlowIndex.edit(t.live, expected),
+    tombs: FlowIndex.edit(t.tombs, expected),
+    active: t.active,
+    remembered: t.remembered,
+    seq: t.seq,
+    unkeyed: t.unkeyed,
+    now: undefined as unknown as number,
+    includeNew: t.options.includeNew,
+    died: [],
+    changes: options.changes ? [] : undefined,
+    opened: new Map(),
+    closed: new Map(),
+    shown: options.resync ? new Set() : undefined,
+    touched: options.resync ? new Set() : undefined,
+    born: options.resync ? new Set() : undefined,
+    destroyed: options.resync ? [] : undefined
+  }
+  // Undefined first, so that the connections this fold makes share its time (see `Seen`).
+  draft.now = options.now
+  return draft
+}
 
 const trimLog = (t: Omit<Table, typeof TypeId>): Omit<Table, typeof TypeId> => {
   let log = t.log
@@ -311,7 +366,7 @@ const setLive = (draft: Draft, id: number, old: Live | undefined, next: Live, qu
     count(draft.opened, next.flow)
   }
   if (next.active && !(quiet && old?.active === true && old.flow.state === next.flow.state)) {
-    draft.changes?.push(Change.Upserted({ flow: next.flow }))
+    draft.changes?.push(Upserted({ flow: next.flow }))
   }
   return next
 }
@@ -344,7 +399,7 @@ const forget = (draft: Draft, id: number, tomb: Tomb) => {
 const report = (draft: Draft, dead: WalkedFlow) => {
   draft.died.push(dead)
   count(draft.closed, dead.flow)
-  draft.changes?.push(Change.Died({ flow: dead.flow }))
+  draft.changes?.push(Died({ flow: dead.flow }))
 }
 
 /**
@@ -375,7 +430,7 @@ const counters = (t: Tuple) => ({
 const bury = (draft: Draft, id: number, live: Live, ending: Flow | undefined) => {
   removeLive(draft, id, live)
   if (live.active) {
-    report(draft, { active: false, flow: final(live.flow, ending), firstSeen: live.firstSeen, lastSeen: draft.now })
+    report(draft, seen(false, final(live.flow, ending), live.firstSeen, draft.now))
   }
 }
 
@@ -403,7 +458,7 @@ const destroy = (draft: Draft, id: number, flow: Flow, live: Live | undefined, t
 
 /** A closed connection never seen active (its events lost, or it opened before we listened): reported dead once. */
 const unseen = (draft: Draft, id: number, flow: Flow): Tomb => {
-  report(draft, { active: false, flow, firstSeen: draft.now, lastSeen: draft.now })
+  report(draft, seen(false, flow, draft.now, draft.now))
   return remember(draft, id, flow, flow.start, false)
 }
 
@@ -421,9 +476,10 @@ const event = (draft: Draft, flow: Flow): void => {
     draft.unkeyed++
     return
   }
-  const live = findIn(draft.live.get(id), liveIs(flow))
+  const type = flow.type
+  const live = findLive(draft.live.get(id), flow)
   if (live !== undefined) {
-    if (flow.type === "DESTROY") {
+    if (type === "DESTROY") {
       destroy(draft, id, flow, live, undefined)
       return
     }
@@ -434,28 +490,25 @@ const event = (draft: Draft, flow: Flow): void => {
       touch(draft, live.active ? endLife(draft, id, live, "closed", flow) : closePending(draft, id, live, flow))
       return
     }
-    const active = live.active || flow.type !== "NEW" || draft.includeNew
-    const next = touch(
-      draft,
-      setLive(draft, id, live, { active, flow, firstSeen: live.firstSeen, lastSeen: draft.now })
-    )
+    const active = live.active || type !== "NEW" || draft.includeNew
+    const next = touch(draft, setLive(draft, id, live, seen(active, flow, live.firstSeen, draft.now)))
     if (draft.born?.has(live)) draft.born.add(next)
     return
   }
-  const tomb = findIn(draft.tombs.get(id), tombIs(flow))
+  const tomb = findTomb(draft.tombs.get(id), flow)
   if (tomb !== undefined) {
     // The kernel forgot the entry: so do we, and a NEW after this begins a new life.
-    if (flow.type === "DESTROY") {
+    if (type === "DESTROY") {
       destroy(draft, id, flow, undefined, tomb)
       return
     }
     // Anything else but a NEW after the entry was gone is the same life we reported dead.
-    if (!(flow.type === "NEW" && tomb.gone)) return
+    if (!(type === "NEW" && tomb.gone)) return
     // A resync keeps the death it saw until the dump is in: an older dump line may be news of that life.
     if (!draft.touched?.has(tomb)) forget(draft, id, tomb)
   }
   // A DESTROY of a connection never active is not reported (refused connections; flows seen only as NEW).
-  if (flow.type === "DESTROY") {
+  if (type === "DESTROY") {
     destroy(draft, id, flow, undefined, undefined)
     return
   }
@@ -463,10 +516,10 @@ const event = (draft: Draft, flow: Flow): void => {
     touch(draft, unseen(draft, id, flow))
     return
   }
-  const active = flow.type !== "NEW" || draft.includeNew
-  const next = touch(draft, setLive(draft, id, undefined, { active, flow, firstSeen: draft.now, lastSeen: draft.now }))
+  const active = type !== "NEW" || draft.includeNew
+  const next = touch(draft, setLive(draft, id, undefined, seen(active, flow, draft.now, draft.now)))
   // Only a NEW says the life began now (an UPDATE of a connection we did not know may be of an older one).
-  if (flow.type === "NEW") draft.born?.add(next)
+  if (type === "NEW") draft.born?.add(next)
 }
 
 const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb => {
@@ -477,7 +530,7 @@ const closePending = (draft: Draft, id: number, live: Live, flow: Flow): Tomb =>
 /** A connection destroyed in this resync's events before we knew it, shown alive or closed by an older dump line. */
 const reportLate = (draft: Draft, id: number, tomb: Tomb, flow: Flow) => {
   forget(draft, id, tomb)
-  report(draft, { active: false, flow, firstSeen: draft.now, lastSeen: draft.now })
+  report(draft, seen(false, flow, draft.now, draft.now))
   const again = show(draft, touch(draft, remember(draft, id, flow, tomb.start ?? flow.start, tomb.gone)))
   if (tomb.gone) draft.destroyed?.push([id, again])
 }
@@ -495,12 +548,12 @@ const dumped = (draft: Draft, flow: Flow): void => {
     draft.unkeyed++
     return
   }
-  const live = findIn(draft.live.get(id), liveIs(flow))
+  const live = findLive(draft.live.get(id), flow)
   const touched = draft.touched as Set<Live | Tomb>
   if (live !== undefined && draft.born?.has(live)) {
     // Its life began in this resync's events. With a life before it on the same 4-tuple and id, the line may be news
     // of either: that cannot be told apart, and it is taken as neither.
-    const before = findIn(draft.tombs.get(id), tombIs(flow))
+    const before = findTomb(draft.tombs.get(id), flow)
     if (before !== undefined) {
       show(draft, before)
       show(draft, live)
@@ -519,12 +572,7 @@ const dumped = (draft: Draft, flow: Flow): void => {
       show(draft, live)
       return
     }
-    const next = setLive(draft, id, live, {
-      active: live.active || opens(draft, flow),
-      flow,
-      firstSeen: live.firstSeen,
-      lastSeen: draft.now
-    })
+    const next = setLive(draft, id, live, seen(live.active || opens(draft, flow), flow, live.firstSeen, draft.now))
     draft.born.add(next)
     show(draft, touch(draft, next))
     return
@@ -544,26 +592,17 @@ const dumped = (draft: Draft, flow: Flow): void => {
       }
       // Further on before the resync, earlier now: a new life whose start we did not hear of; the old one ended.
       removeLive(draft, id, live)
-      report(draft, { active: false, flow: live.flow, firstSeen: live.firstSeen, lastSeen: draft.now })
-      show(
-        draft,
-        setLive(draft, id, undefined, { active: opens(draft, flow), flow, firstSeen: draft.now, lastSeen: draft.now })
-      )
+      report(draft, seen(false, live.flow, live.firstSeen, draft.now))
+      show(draft, setLive(draft, id, undefined, seen(opens(draft, flow), flow, draft.now, draft.now)))
       return
     }
     show(
       draft,
-      setLive(
-        draft,
-        id,
-        live,
-        { active: live.active || opens(draft, flow), flow, firstSeen: live.firstSeen, lastSeen: draft.now },
-        true
-      )
+      setLive(draft, id, live, seen(live.active || opens(draft, flow), flow, live.firstSeen, draft.now), true)
     )
     return
   }
-  const tomb = findIn(draft.tombs.get(id), tombIs(flow))
+  const tomb = findTomb(draft.tombs.get(id), flow)
   if (tomb !== undefined) {
     if (isClosed(flow)) {
       // Nothing had reported it: its DESTROY came first, in this resync's events.
@@ -594,10 +633,7 @@ const dumped = (draft: Draft, flow: Flow): void => {
     show(draft, unseen(draft, id, flow))
     return
   }
-  show(
-    draft,
-    setLive(draft, id, undefined, { active: opens(draft, flow), flow, firstSeen: draft.now, lastSeen: draft.now })
-  )
+  show(draft, setLive(draft, id, undefined, seen(opens(draft, flow), flow, draft.now, draft.now)))
 }
 
 /** Options of one fold of events. */
@@ -710,12 +746,12 @@ export const beginResync = (current: FlowTable, options: ResyncOptions = {}): Re
     // Worked out now against the table as it was: the deaths, then each connection that became active or changed
     // state (not every active one: a subscriber's buffer would lose the deaths to a large table's upserts).
     const before = repr(current).live
-    const changed: Array<Change> = d.died.map((dead) => Change.Died({ flow: dead.flow }))
+    const changed: Array<Change> = d.died.map((dead) => Died({ flow: dead.flow }))
     FlowIndex.forEach(repr(result.table).live, (slot, key) => {
       for (const l of Array.isArray(slot) ? (slot as ReadonlyArray<Live>) : [slot as Live]) {
         if (!l.active) continue
-        const was = findIn(FlowIndex.get(before, key), liveIs(l.flow))
-        if (was?.active !== true || was.flow.state !== l.flow.state) changed.push(Change.Upserted({ flow: l.flow }))
+        const was = findLive(FlowIndex.get(before, key), l.flow)
+        if (was?.active !== true || was.flow.state !== l.flow.state) changed.push(Upserted({ flow: l.flow }))
       }
     })
     return { ...result, changes: changed }
@@ -760,12 +796,15 @@ export interface Walk {
 /** A walk by one reader (see `addReader`); an unknown reader sees the active connections only. */
 export const walk = (table: FlowTable, reader: number): Walk => {
   const t = repr(table)
-  const walked = active(t) as Array<WalkedFlow>
   const cursor = HashMap.get(t.readers, reader)
+  if (cursor._tag === "None") return { walked: activeOf(t), dropped: 0, table: t }
   const end = t.logStart + t.log.length
-  if (cursor._tag === "None") return { walked, dropped: 0, table: t }
   const from = Math.max(cursor.value, t.logStart)
-  if (from < end) for (const dead of Chunk.drop(t.log, from - t.logStart)) walked.push(dead)
+  const walked = activeOf(t)
+  if (from < end) {
+    const log = Chunk.toReadonlyArray(t.log)
+    for (let k = from - t.logStart; k < log.length; k++) walked.push(log[k] as WalkedFlow)
+  }
   return {
     walked,
     dropped: from - cursor.value,
@@ -773,20 +812,19 @@ export const walk = (table: FlowTable, reader: number): Walk => {
   }
 }
 
-const forEachLive = (index: FlowIndex.FlowIndex<Slot<Live>>, f: (l: Live) => void) =>
-  FlowIndex.forEach(index, (slot) => {
-    if (!Array.isArray(slot)) f(slot as Live)
-    else for (const l of slot as ReadonlyArray<Live>) f(l)
-  })
+/** The active connections. */
+const activeOf = (t: Table): Array<WalkedFlow> => {
+  const all: Array<WalkedFlow> = []
+  for (const slot of FlowIndex.values(t.live)) {
+    if (!Array.isArray(slot)) {
+      if ((slot as Live).active) all.push(slot as Live)
+    } else for (const l of slot as ReadonlyArray<Live>) if (l.active) all.push(l)
+  }
+  return all
+}
 
 /** The active connections, consuming nothing. */
-export const active = (table: FlowTable): ReadonlyArray<WalkedFlow> => {
-  const walked: Array<WalkedFlow> = []
-  forEachLive(repr(table).live, (l) => {
-    if (l.active) walked.push(l)
-  })
-  return walked
-}
+export const active = (table: FlowTable): ReadonlyArray<WalkedFlow> => activeOf(repr(table))
 
 /** How many connections are active. */
 export const size = (table: FlowTable): number => repr(table).active

@@ -17,8 +17,10 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
@@ -190,7 +192,15 @@ const eventsBy = {
   DESTROY: Metric.tagged(Metrics.events, "type", "DESTROY")
 }
 
-const countEvents = (flows: Iterable<Flow>) => {
+/**
+ * Updates metrics in one step, each as `Metric.update` does (with the fiber's metric labels): a fold updates several,
+ * and one Effect step each costs more than the update.
+ */
+const updateMetrics = (update: (labels: ReadonlyArray<MetricLabel.MetricLabel>) => void): Effect.Effect<void> =>
+  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) => Effect.sync(() => update(labels)))
+
+/** Counts events by type (counts of zero are not sent: each update of a tagged metric looks its key up). */
+const countEvents = (flows: ReadonlyArray<Flow>, labels: ReadonlyArray<MetricLabel.MetricLabel>): void => {
   let created = 0
   let updated = 0
   let destroyed = 0
@@ -199,15 +209,16 @@ const countEvents = (flows: Iterable<Flow>) => {
     else if (f.type === "DESTROY") destroyed++
     else updated++
   }
-  // Each update of a tagged metric looks its key up in the registry: counts of zero are not sent.
-  return Effect.all(
-    [
-      created > 0 ? Metric.incrementBy(eventsBy.NEW, created) : Effect.void,
-      updated > 0 ? Metric.incrementBy(eventsBy.UPDATE, updated) : Effect.void,
-      destroyed > 0 ? Metric.incrementBy(eventsBy.DESTROY, destroyed) : Effect.void
-    ],
-    { discard: true }
-  )
+  if (created > 0) eventsBy.NEW.unsafeUpdate(created, labels)
+  if (updated > 0) eventsBy.UPDATE.unsafeUpdate(updated, labels)
+  if (destroyed > 0) eventsBy.DESTROY.unsafeUpdate(destroyed, labels)
+}
+
+/** What a fold changed, as metrics. */
+const countFold = (result: FlowTable.Folded, labels: ReadonlyArray<MetricLabel.MetricLabel>): void => {
+  Metrics.flowsActive.unsafeUpdate(FlowTable.size(result.table), labels)
+  for (const [key, n] of result.opened) openedBy(key).unsafeUpdate(n, labels)
+  for (const [key, n] of result.closed) closedBy(key).unsafeUpdate(n, labels)
 }
 
 const aborted = (resync: FlowTable.Resync, t: FlowTable.FlowTable, now: number, changes: boolean): FlowTable.Folded =>
@@ -254,7 +265,8 @@ export const make = (
     const status = yield* Ref.make<Status>({ ready: false, synced: false, failures: 0 })
     yield* Metric.set(Metrics.walkerReady, 0)
 
-    const fold = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded) =>
+    /** Folds under the lock; `events`, when given, are the events folded, counted with the fold's other metrics. */
+    const fold = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded, events?: ReadonlyArray<Flow>) =>
       lock.withPermits(1)(
         Effect.gen(function* () {
           const listening = (yield* Ref.get(subscribers)) > 0
@@ -262,9 +274,10 @@ export const make = (
             const r = f(t, listening)
             return [r, r.table]
           })
-          yield* Metric.set(Metrics.flowsActive, FlowTable.size(result.table))
-          for (const [key, n] of result.opened) yield* Metric.incrementBy(openedBy(key), n)
-          for (const [key, n] of result.closed) yield* Metric.incrementBy(closedBy(key), n)
+          yield* updateMetrics((labels) => {
+            if (events !== undefined) countEvents(events, labels)
+            countFold(result, labels)
+          })
           if (listening && result.changes.length > 0) {
             const first = yield* Ref.getAndUpdate(published, (n) => n + result.changes.length)
             yield* PubSub.publishAll(
@@ -333,16 +346,14 @@ export const make = (
         const arrive = (batch: Chunk.Chunk<Arrival>) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
-            let folding: Array<Flow> = []
+            // The events' chunks waiting to be folded (usually one: its array is folded as it is).
+            let folding: Array<ReadonlyArray<Flow>> = []
             const foldEvents = Effect.suspend(() => {
-              const flows = folding
+              const chunks = folding
               folding = []
-              return flows.length === 0
-                ? Effect.void
-                : Effect.zipRight(
-                    countEvents(flows),
-                    fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }))
-                  )
+              if (chunks.length === 0) return Effect.void
+              const flows = chunks.length === 1 ? (chunks[0] as ReadonlyArray<Flow>) : chunks.flat()
+              return fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
             })
             for (const arrival of batch) {
               switch (arrival._tag) {
@@ -356,9 +367,10 @@ export const make = (
                   break
                 case "Events":
                   if (syncing) {
-                    yield* countEvents(arrival.flows)
-                    resync.addEvents(arrival.flows, now)
-                  } else for (const flow of arrival.flows) folding.push(flow)
+                    const flows = Chunk.toReadonlyArray(arrival.flows)
+                    yield* updateMetrics((labels) => countEvents(flows, labels))
+                    resync.addEvents(flows, now)
+                  } else folding.push(Chunk.toReadonlyArray(arrival.flows))
                   break
                 case "Ended":
                   yield* foldEvents

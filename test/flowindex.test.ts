@@ -12,7 +12,9 @@ const contents = <V>(index: FlowIndex.FlowIndex<V>) => {
 const batch = fc.array(
   fc.oneof(
     { weight: 3, arbitrary: fc.tuple(fc.constant("set" as const), fc.nat(20_000), fc.nat()) },
-    { weight: 1, arbitrary: fc.tuple(fc.constant("remove" as const), fc.nat(20_000), fc.constant(0)) }
+    { weight: 1, arbitrary: fc.tuple(fc.constant("remove" as const), fc.nat(20_000), fc.constant(0)) },
+    // A replace given the value `get` returned (the fold's path): -1 removes.
+    { weight: 2, arbitrary: fc.tuple(fc.constant("replace" as const), fc.nat(20_000), fc.integer({ min: -1 })) }
   ),
   { maxLength: 1500, size: "max" }
 )
@@ -37,6 +39,10 @@ describe("FlowIndex", () => {
               if (op === "set") {
                 editor.set(key, value)
                 startModel.set(key, value)
+              } else if (op === "replace") {
+                editor.replace(key, editor.get(key), value === -1 ? undefined : value)
+                if (value === -1) startModel.delete(key)
+                else startModel.set(key, value)
               } else {
                 editor.remove(key)
                 startModel.delete(key)
@@ -45,6 +51,7 @@ describe("FlowIndex", () => {
             }
             const made = editor.done()
             expect(made.size).toBe(startModel.size)
+            expect([...FlowIndex.values(made)].sort()).toStrictEqual([...startModel.values()].sort())
             for (const key of [0, 1, 19_999, ...ops.map((o) => o[1])])
               expect(FlowIndex.get(made, key)).toBe(startModel.get(key))
             history.push([made, startModel])

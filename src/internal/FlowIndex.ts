@@ -73,12 +73,20 @@ export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => vo
   reroot(index.node).forEach(f)
 }
 
+/** The values, in no set order (for a loop that must not make a closure per entry). */
+export const values = <V>(index: FlowIndex<V>): IterableIterator<V> => reroot(index.node).values()
+
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
 export interface Editor<V> {
   readonly get: (key: number) => V | undefined
   readonly forEach: (f: (value: V, key: number) => void) => void
   readonly set: (key: number, value: V) => void
   readonly remove: (key: number) => void
+  /**
+   * Sets `key` to `next`, or removes it when `next` is undefined. `old` must be the key's value now, as `get` returned
+   * it: the editor does not look it up again.
+   */
+  readonly replace: (key: number, old: V | undefined, next: V | undefined) => void
   readonly done: () => FlowIndex<V>
 }
 
@@ -99,6 +107,11 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
       },
       remove: (key) => {
         map.delete(key)
+      },
+      replace: (key, old, next) => {
+        if (old === next) return
+        if (next === undefined) map.delete(key)
+        else map.set(key, next)
       },
       done: () => ({ node: { content: map }, size: map.size })
     }
@@ -124,6 +137,15 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
       keys.push(key)
       values.push(old)
       current.delete(key)
+    },
+    replace: (key, old, next) => {
+      if (old === next) return
+      if (old === undefined) size++
+      else if (next === undefined) size--
+      keys.push(key)
+      values.push(old)
+      if (next === undefined) current.delete(key)
+      else current.set(key, next)
     },
     done: () => {
       if (keys.length === 0) return index
