@@ -801,10 +801,8 @@ export const walk = (table: FlowTable, reader: number): Walk => {
   const end = t.logStart + t.log.length
   const from = Math.max(cursor.value, t.logStart)
   const walked = activeOf(t)
-  if (from < end) {
-    const log = Chunk.toReadonlyArray(t.log)
-    for (let k = from - t.logStart; k < log.length; k++) walked.push(log[k] as WalkedFlow)
-  }
+  // Only the unread part: a slow reader's log can hold up to `maxDead` deaths.
+  if (from < end) for (const dead of Chunk.drop(t.log, from - t.logStart)) walked.push(dead)
   return {
     walked,
     dropped: from - cursor.value,

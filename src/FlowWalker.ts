@@ -366,6 +366,8 @@ export const make = (
                   yield* synced(now)
                   break
                 case "Events":
+                  // A read that held no whole line.
+                  if (arrival.flows.length === 0) break
                   if (syncing) {
                     const flows = Chunk.toReadonlyArray(arrival.flows)
                     yield* updateMetrics((labels) => countEvents(flows, labels))

@@ -55,18 +55,17 @@ const global = path.join(dir, "global")
 let why: string | undefined
 let tarball: { readonly file: string; readonly files: ReadonlyArray<string> } | undefined
 
-/** Copies the work tree, builds it with tsconfig.build.json and packs it; returns the tarball and what it holds. */
+/** Copies the work tree, builds it as `npm pack` would (prepack) and packs it; returns the tarball and what it holds. */
 const pack = async () => {
   const stage = path.join(dir, "stage")
   const skipped = new Set(["node_modules", ".git", "dist", "dist-bench", "scratch", "dist-scratch"])
   const copied = (source: string) => !skipped.has(path.relative(root, source)) && !source.endsWith(".log")
   fs.cpSync(root, stage, { recursive: true, filter: copied })
   fs.symlinkSync(path.join(root, "node_modules"), path.join(stage, "node_modules"), "dir")
-  // What `npm pack` runs first (package.json's prepack): tsc, then the command line bundled into one file.
-  for (const step of [[tsc, "-p", "tsconfig.build.json"], ["scripts/bundle-cli.mjs"]]) {
-    const build = await run(process.execPath, step, stage)
-    if (build.code !== 0) throw new Error(`the build failed:\n${build.stdout}${build.stderr}`)
-  }
+  // What `npm pack` runs first: package.json's prepack (tsc, then the command line bundled into one file). It is run
+  // here, then packing skips scripts, so that the test builds exactly what the script says.
+  const build = await run("npm", ["run", "prepack", "--silent"], stage)
+  if (build.code !== 0) throw new Error(`the build (npm run prepack) failed:\n${build.stdout}${build.stderr}`)
   const packed = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir, ...npmFlags], stage)
   if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.stderr}`)
   const [result] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>

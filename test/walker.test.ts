@@ -730,6 +730,42 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
         })
     )
   )
+
+  it.effect("counts each event once when it arrives during the dump, then once more for each event after it", () => {
+    const value = (type: string) =>
+      Effect.map(Metric.value(Metric.tagged(Metrics.events, "type", type)), (s) => s.count)
+    const counts = Effect.all([value("UPDATE"), value("DESTROY")])
+    return Effect.gen(function* () {
+      const [updates, destroys] = yield* counts
+      yield* withWalker(
+        {
+          // The events printed while the dump sleeps arrive during the resync.
+          dump: [{ steps: [{ sleep: "2 seconds" }, ...(Scripted.dumpRun([established(1)]).steps ?? [])] }],
+          events: [
+            Scripted.eventsRun([
+              update(2, "ESTABLISHED"),
+              update(2, "CLOSE"),
+              { sleep: "3 seconds" },
+              update(1, "CLOSE")
+            ])
+          ]
+        },
+        {},
+        (walker) =>
+          Effect.gen(function* () {
+            yield* TestClock.adjust("2 seconds")
+            yield* walker.ready
+            const [duringUpdates, duringDestroys] = yield* counts
+            expect([duringUpdates - updates, duringDestroys - destroys]).toStrictEqual([1, 1])
+            yield* TestClock.adjust("2 seconds")
+            const [afterUpdates, afterDestroys] = yield* counts
+            expect([afterUpdates - duringUpdates, afterDestroys - duringDestroys]).toStrictEqual([0, 1])
+            // 2 lived and died during the resync: reported once, as dead.
+            expect(report(yield* walker.walk)).toStrictEqual(["1:dead", "2:dead"])
+          })
+      )
+    })
+  })
 })
 
 describe("messages", () => {

@@ -65,7 +65,6 @@ export const walkText = (walk: number, walked: ReadonlyArray<WalkedFlow>): strin
 export const walkJson = (walk: number, walked: ReadonlyArray<WalkedFlow>): string =>
   walked.map((w) => JSON.stringify({ walk, active: w.active, flow: w.flow })).join("\n")
 
-/** How many flows, by state (flows without one count as `-`). */
 /** Adds `flow` to counts by state (flows with no state count under "-"). */
 export const countState = (counts: Map<string, number>, flow: Flow): Map<string, number> =>
   counts.set(flow.state ?? "-", (counts.get(flow.state ?? "-") ?? 0) + 1)

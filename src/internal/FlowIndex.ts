@@ -73,7 +73,10 @@ export const forEach = <V>(index: FlowIndex<V>, f: (value: V, key: number) => vo
   reroot(index.node).forEach(f)
 }
 
-/** The values, in no set order (for a loop that must not make a closure per entry). */
+/**
+ * The values, in no set order (for a loop that must not make a closure per entry). The iterator reads the newest
+ * version's map as it is: read no other version of the index before the loop ends.
+ */
 export const values = <V>(index: FlowIndex<V>): IterableIterator<V> => reroot(index.node).values()
 
 /** Changes being made to an index by one batch; `done` turns them into a new index. */
