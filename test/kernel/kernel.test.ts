@@ -2,6 +2,7 @@
 // namespace of its own (tracking on, loopback only). Runs as root with conntrack, nftables, iproute2 and util-linux;
 // elsewhere it is skipped with one line saying why, unless CONNTRACK_KERNEL_TESTS=require makes that a failure.
 import type * as child from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { bin, burst, exited, lines, type Namespace, namespace, serve, traffic, unavailable, waitFor } from "./netns.js"
@@ -93,6 +94,19 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
       reply: { src: "::1", dst: "::1", sport: 9102, dport: v6.port }
     })
   })
+
+  // The command line is one bundled file (dist/cli/Main.js): it must still find the helper the build made.
+  const helperBuilt = fs.existsSync(path.join(path.dirname(bin), "native", "conntrack-events"))
+  it.skipIf(!helperBuilt && !required)(
+    "the bundled command line runs the event helper of its own package",
+    async () => {
+      const ns = make()
+      const w = watch(ns)
+      await w.synced()
+      expect(ns.pids(/(^|\/)dist\/native\/conntrack-events /)).toHaveLength(1)
+      expect(w.err.filter((l) => l.includes("using conntrack -E instead"))).toStrictEqual([])
+    }
+  )
 
   it("reports a connection closed between two walks dead exactly once, then never again", async () => {
     const ns = make()
