@@ -11,6 +11,7 @@
 import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -264,13 +265,22 @@ export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Dura
 const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message
 
 /**
+ * A dump's flows are handed on in chunks of at least this many (the last may hold fewer). conntrack -L writes 4 KiB
+ * (about 25 lines) at a time, and each chunk costs a consumer such as the walker a hand-over between fibers: on a
+ * table of 262,144 entries that was more CPU than the fold. Events are handed on as they are read.
+ */
+export const DUMP_CHUNK = 2048
+
+/**
  * conntrack's stdout as flows: the lines are found and parsed in the bytes (never decoded whole, never longer than
- * `MAX_LINE_BYTES`); lines that are not flows are reported and counted, and the stream goes on.
+ * `MAX_LINE_BYTES`); lines that are not flows are reported and counted, and the stream goes on. When stdout fails,
+ * the flows parsed before are handed on first.
  */
 const parseChunks =
   (format: LineFormat, shown: string) =>
   <E>(stdout: Stream.Stream<Uint8Array, E>): Stream.Stream<Flow, E> =>
     Stream.suspend(() => {
+      const least = format === "dump" ? DUMP_CHUNK : 1
       let flows: Array<Flow> = []
       let errors: Array<LineParseError> = []
       const decoder = makeDecoder(
@@ -278,21 +288,36 @@ const parseChunks =
         { flow: (flow) => flows.push(flow), error: (error) => errors.push(error) },
         { compact: true }
       )
-      const parseChunk = (chunks: Chunk.Chunk<Uint8Array>, ending: boolean) =>
-        Effect.suspend(() => {
-          for (const bytes of chunks) decoder.push(bytes)
-          if (ending) decoder.end()
+      /** Reports the lines that were not flows, hands on the flows once there are enough (or `all`), then `next`. */
+      type Parsing = Channel.Channel<Chunk.Chunk<Flow>, Chunk.Chunk<Uint8Array>, E, E, unknown, unknown>
+      const handOn = (all: boolean, next: Parsing): Parsing => {
+        let step = next
+        if (flows.length > 0 && (all || flows.length >= least)) {
           const parsed = Chunk.unsafeFromArray(flows)
           flows = []
-          if (errors.length === 0) return Effect.succeed(parsed)
+          step = Channel.zipRight(Channel.write(parsed), step)
+        }
+        if (errors.length > 0) {
           const skipped = errors
           errors = []
-          return reportSkipped(skipped, shown).pipe(Effect.as(parsed))
-        })
-      return stdout.pipe(
-        Stream.mapChunksEffect((chunks) => parseChunk(chunks, false)),
-        Stream.concat(Stream.fromEffect(parseChunk(Chunk.empty(), true)).pipe(Stream.flattenChunks))
-      )
+          step = Channel.zipRight(Channel.fromEffect(reportSkipped(skipped, shown)), step)
+        }
+        return step
+      }
+      const reader: Parsing = Channel.readWithCause({
+        onInput: (chunks: Chunk.Chunk<Uint8Array>) =>
+          Channel.suspend(() => {
+            for (const bytes of chunks) decoder.push(bytes)
+            return handOn(false, reader)
+          }),
+        onFailure: (cause) => Channel.suspend(() => handOn(true, Channel.failCause(cause))),
+        onDone: () =>
+          Channel.suspend(() => {
+            decoder.end()
+            return handOn(true, Channel.void)
+          })
+      })
+      return Stream.pipeThroughChannel(stdout, reader)
     })
 
 /** Logs and counts the stdout lines that were not flows. */

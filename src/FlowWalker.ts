@@ -229,7 +229,7 @@ interface Numbered {
   readonly change: FlowTable.Change
 }
 
-/** Dump chunks that may wait to be folded: the rest of the queue is the events' (`eventBuffer`). */
+/** Dump chunks (of `Conntrack.DUMP_CHUNK` flows) that may wait to be folded: the rest of the queue is the events'. */
 const DUMP_AHEAD = 4
 
 /** What a session's queue carries: dumped flows, the dump's end, events, or why a feed ended. */

@@ -68,8 +68,8 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
   /** Longest wait for conntrack -E to say it listens (its buffer-size NOTICE) before dumping. Default 1 second. */
   readonly listenTimeout?: Duration.DurationInput
   /**
-   * How far reading may run ahead of folding, in chunks of conntrack output (up to 64 KiB, about 250 events, each;
-   * the dump's chunks share it while a dump runs). Past it the walker stops reading, conntrack blocks on
+   * How far reading may run ahead of folding, in chunks of events (up to 64 KiB, about 250 events, each; while a dump
+   * runs, up to 4 chunks of its flows wait besides). Past it the walker stops reading, conntrack blocks on
    * its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default 512 (about 128,000
    * events: seconds of a busy host's events, tens of MB at most).
    */
