@@ -243,7 +243,7 @@ interface Draft {
   readonly changes: Array<Change> | undefined
   readonly opened: Counts
   readonly closed: Counts
-  /** During a resync: what the dump showed. */
+  /** During a resync of a table that held something: what the dump showed (see `begin`). */
   readonly shown: Set<Live | Tomb> | undefined
   /** During a resync: what this resync's events made (a dump line older than they are must not undo it). */
   readonly touched: Set<Live | Tomb> | undefined
@@ -271,7 +271,8 @@ const begin = (
     changes: options.changes ? [] : undefined,
     opened: new Map(),
     closed: new Map(),
-    shown: options.resync ? new Set() : undefined,
+    // Only what was there before can be missing from the dump: a resync of an empty table need not track it.
+    shown: options.resync && (t.live.size > 0 || t.tombs.size > 0) ? new Set() : undefined,
     touched: options.resync ? new Set() : undefined,
     born: options.resync ? new Set() : undefined,
     destroyed: options.resync ? [] : undefined
@@ -715,21 +716,25 @@ export const beginResync = (current: FlowTable, options: ResyncOptions = {}): Re
     // Let go of the resync's bookkeeping (and its changes) once it is over: the resync may outlive it.
     draft = undefined
     if (now !== undefined) d.now = now
-    const shown = d.shown as Set<Live | Tomb>
+    const shown = d.shown
     const touched = d.touched as Set<Live | Tomb>
-    const kept = (a: Live | Tomb) => !complete || shown.has(a) || touched.has(a)
+    // Everything a resync makes is shown by its dump or touched by its events: with nothing before it, all is kept.
+    const keepsAll = !complete || shown === undefined
+    const kept = (a: Live | Tomb) => keepsAll || (shown as Set<Live | Tomb>).has(a) || touched.has(a)
     const gone: Array<[number, Live]> = []
     const stale: Array<[number, Tomb]> = []
-    d.live.forEach((slot, id) => {
-      if (!Array.isArray(slot)) {
-        if (!kept(slot as Live)) gone.push([id, slot as Live])
-      } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
-    })
-    d.tombs.forEach((slot, id) => {
-      if (!Array.isArray(slot)) {
-        if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
-      } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
-    })
+    if (!keepsAll) {
+      d.live.forEach((slot, id) => {
+        if (!Array.isArray(slot)) {
+          if (!kept(slot as Live)) gone.push([id, slot as Live])
+        } else for (const l of slot as ReadonlyArray<Live>) if (!kept(l)) gone.push([id, l])
+      })
+      d.tombs.forEach((slot, id) => {
+        if (!Array.isArray(slot)) {
+          if (!kept(slot as Tomb)) stale.push([id, slot as Tomb])
+        } else for (const t of slot as ReadonlyArray<Tomb>) if (!kept(t)) stale.push([id, t])
+      })
+    }
     // Destroyed while the dump ran: with the dump over, nothing older can arrive.
     for (const [id, tomb] of d.destroyed ?? []) {
       if (kept(tomb) && findIn(d.tombs.get(id), (t) => t === tomb) !== undefined) stale.push([id, tomb])

@@ -50,7 +50,7 @@ const insert = (ns: Namespace, count: number, line: (k: number) => string) => {
 }
 
 /** The highest walk number (a spread of 100,000 numbers would overflow the stack). */
-const lastOf = (walked: ReadonlyArray<Walked>) => walked.reduce((m, x) => (x.walk > m ? x.walk : m), 0)
+const lastOf = (walked: ReadonlyArray<Walked>) => walked.reduce((m, x) => Math.max(m, x.walk), 0)
 
 const address = (k: number) => `127.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`
 
