@@ -11,8 +11,6 @@
 import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -28,15 +26,15 @@ import {
   ConntrackNotFound,
   EventHelperUnavailable,
   EventOverflow,
-  type LineParseError,
   PermissionDenied
 } from "./Errors.js"
 import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
+import { stdoutFlows } from "./internal/stdoutFlows.js"
 import * as LogLimit from "./LogLimit.js"
 import * as Metrics from "./Metrics.js"
 import { type ConntrackOptions, resolve } from "./Options.js"
-import { type LineFormat, makeDecoder } from "./Parser.js"
+import type { LineFormat } from "./Parser.js"
 
 /** The arguments conntrack is run with, for `-L` (dump) or `-E` (events). */
 export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {}): ReadonlyArray<string> => {
@@ -224,7 +222,7 @@ export const start = (
           new ConntrackExited({ command: shown, problem: `output could not be read: ${error.message}`, stderr: [] })
         )
       ),
-      parseChunks(format, shown),
+      stdoutFlows(format, shown),
       Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain))
     )
     const exitedFirst = proc.exitCode.pipe(
@@ -265,72 +263,9 @@ export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Dura
 const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.message)?.[1] ?? error.message
 
 /**
- * A dump's flows are handed on in chunks of at least this many (the last may hold fewer). conntrack -L writes 4 KiB
- * (about 25 lines) at a time, and each chunk costs a consumer such as the walker a hand-over between fibers: on a
- * table of 262,144 entries that was more CPU than the fold. Events are handed on as they are read.
+ * `conntrack -L -o id` as a stream of flows; it ends when the dump does. The flows come in chunks of at least 2,048
+ * (the last may hold fewer): a consumer gets its first flows once 2,048 are parsed or the dump is over.
  */
-export const DUMP_CHUNK = 2048
-
-/**
- * conntrack's stdout as flows: the lines are found and parsed in the bytes (never decoded whole, never longer than
- * `MAX_LINE_BYTES`); lines that are not flows are reported and counted, and the stream goes on. When stdout fails,
- * the flows parsed before are handed on first.
- */
-const parseChunks =
-  (format: LineFormat, shown: string) =>
-  <E>(stdout: Stream.Stream<Uint8Array, E>): Stream.Stream<Flow, E> =>
-    Stream.suspend(() => {
-      const least = format === "dump" ? DUMP_CHUNK : 1
-      let flows: Array<Flow> = []
-      let errors: Array<LineParseError> = []
-      const decoder = makeDecoder(
-        format,
-        { flow: (flow) => flows.push(flow), error: (error) => errors.push(error) },
-        { compact: true }
-      )
-      /** Reports the lines that were not flows, hands on the flows once there are enough (or `all`), then `next`. */
-      type Parsing = Channel.Channel<Chunk.Chunk<Flow>, Chunk.Chunk<Uint8Array>, E, E, unknown, unknown>
-      const handOn = (all: boolean, next: Parsing): Parsing => {
-        let step = next
-        if (flows.length > 0 && (all || flows.length >= least)) {
-          const parsed = Chunk.unsafeFromArray(flows)
-          flows = []
-          step = Channel.zipRight(Channel.write(parsed), step)
-        }
-        if (errors.length > 0) {
-          const skipped = errors
-          errors = []
-          step = Channel.zipRight(Channel.fromEffect(reportSkipped(skipped, shown)), step)
-        }
-        return step
-      }
-      const reader: Parsing = Channel.readWithCause({
-        onInput: (chunks: Chunk.Chunk<Uint8Array>) =>
-          Channel.suspend(() => {
-            for (const bytes of chunks) decoder.push(bytes)
-            return handOn(false, reader)
-          }),
-        onFailure: (cause) => Channel.suspend(() => handOn(true, Channel.failCause(cause))),
-        onDone: () =>
-          Channel.suspend(() => {
-            decoder.end()
-            return handOn(true, Channel.void)
-          })
-      })
-      return Stream.pipeThroughChannel(stdout, reader)
-    })
-
-/** Logs and counts the stdout lines that were not flows. */
-const reportSkipped = (errors: ReadonlyArray<LineParseError>, shown: string): Effect.Effect<void> =>
-  Metric.incrementBy(Metrics.parseErrors, errors.length).pipe(
-    Effect.zipRight(
-      Effect.forEach(errors, (e) =>
-        LogLimit.warn(`${shown}: skipped a line: ${e.message}`, `${shown}: skipped a line: ${e.reason}`)
-      )
-    )
-  )
-
-/** `conntrack -L -o id` as a stream of flows; it ends when the dump does. */
 export const dump = (
   options: ConntrackOptions = {}
 ): Stream.Stream<Flow, ConntrackError, CommandExecutor.CommandExecutor> =>

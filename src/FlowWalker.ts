@@ -229,7 +229,7 @@ interface Numbered {
   readonly change: FlowTable.Change
 }
 
-/** Dump chunks (of `Conntrack.DUMP_CHUNK` flows) that may wait to be folded: the rest of the queue is the events'. */
+/** Dump chunks (of 2,048 flows or a few more) that may wait to be folded: the rest of the queue is the events'. */
 const DUMP_AHEAD = 4
 
 /** What a session's queue carries: dumped flows, the dump's end, events, or why a feed ended. */
@@ -366,8 +366,6 @@ export const make = (
                   yield* synced(now)
                   break
                 case "Events":
-                  // A read that held no whole line.
-                  if (arrival.flows.length === 0) break
                   if (syncing) {
                     const flows = Chunk.toReadonlyArray(arrival.flows)
                     yield* updateMetrics((labels) => countEvents(flows, labels))

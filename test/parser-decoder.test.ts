@@ -1,6 +1,5 @@
 // The byte API: conntrack's stdout in chunks, lines found and parsed in place, lines longer than conntrack prints cut
 // off while reading; through the decoder, the `parse` command and the Conntrack stream.
-import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
@@ -138,53 +137,19 @@ describe("Conntrack.dump", () => {
     })
   )
 
-  // conntrack -L writes 4 KiB (about 25 lines) at a time; a consumer pays a hand-over for each chunk it gets.
-  const lineByLine = (count: number, end: Scripted.Step) =>
-    Scripted.layer({
-      dump: [
-        {
-          steps: [
-            ...Array.from({ length: count }, (_, k) => ({
-              stdout: formatDumpLine(Scripted.tcpFlow({ id: k + 1, sport: 1024 + (k % 60000), dport: 80 }))
-            })),
-            end
-          ]
-        }
-      ]
-    })
-  const chunkSizes = (layer: Layer.Layer<CommandExecutor.CommandExecutor>) =>
+  it.effect("hands on the flows a dump printed before it was killed, then fails with the signal", () =>
     Effect.gen(function* () {
-      const sizes: Array<number> = []
       const ids: Array<number | undefined> = []
-      const exit = yield* Conntrack.dump({ dieWithParent: false }).pipe(
-        Stream.runForEachChunk((chunk) =>
-          Effect.sync(() => {
-            sizes.push(chunk.length)
-            for (const f of chunk) ids.push(f.id)
-          })
-        ),
-        Effect.exit,
-        Effect.provide(layer)
+      const lines = Array.from({ length: 100 }, (_, k) => ({
+        stdout: formatDumpLine(Scripted.tcpFlow({ id: k + 1, sport: 1024 + k, dport: 80 }))
+      }))
+      const error = yield* Conntrack.dump({ dieWithParent: false }).pipe(
+        Stream.runForEach((f) => Effect.sync(() => ids.push(f.id))),
+        Effect.flip,
+        Effect.provide(Scripted.layer({ dump: [{ steps: [...lines, { killedBy: "SIGKILL" }] }] }))
       )
-      return { sizes, ids, exit }
-    })
-
-  it.effect("hands a dump printed a line at a time on in chunks of at least DUMP_CHUNK flows, in order", () =>
-    Effect.gen(function* () {
-      const count = 2 * Conntrack.DUMP_CHUNK + 100
-      const { sizes, ids, exit } = yield* chunkSizes(lineByLine(count, { exit: 0 }))
-      expect(Exit.isSuccess(exit)).toBe(true)
-      expect(ids).toStrictEqual(Array.from({ length: count }, (_, k) => k + 1))
-      expect(sizes.slice(0, -1).every((n) => n >= Conntrack.DUMP_CHUNK)).toBe(true)
-      expect(sizes.length).toBeLessThanOrEqual(3)
-    })
-  )
-
-  it.effect("hands on the flows a dump printed before it was killed, then fails", () =>
-    Effect.gen(function* () {
-      const { ids, exit } = yield* chunkSizes(lineByLine(100, { killedBy: "SIGKILL" }))
-      expect(ids).toHaveLength(100)
-      expect(Exit.isFailure(exit)).toBe(true)
+      expect(ids).toStrictEqual(Array.from({ length: 100 }, (_, k) => k + 1))
+      expect(error).toMatchObject({ _tag: "ConntrackExited", signal: "SIGKILL" })
     })
   )
 })
