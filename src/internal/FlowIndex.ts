@@ -123,33 +123,21 @@ export const edit = <V>(index: FlowIndex<V>, expected: number): Editor<V> => {
   const keys: Array<number> = []
   const values: Array<V | undefined> = []
   let size = index.size
+  const replace = (key: number, old: V | undefined, next: V | undefined) => {
+    if (old === next) return
+    if (old === undefined) size++
+    else if (next === undefined) size--
+    keys.push(key)
+    values.push(old)
+    if (next === undefined) current.delete(key)
+    else current.set(key, next)
+  }
   return {
     get: (key) => current.get(key),
     forEach: (f) => current.forEach(f),
-    set: (key, value) => {
-      const old = current.get(key)
-      if (old === undefined) size++
-      keys.push(key)
-      values.push(old)
-      current.set(key, value)
-    },
-    remove: (key) => {
-      const old = current.get(key)
-      if (old === undefined) return
-      size--
-      keys.push(key)
-      values.push(old)
-      current.delete(key)
-    },
-    replace: (key, old, next) => {
-      if (old === next) return
-      if (old === undefined) size++
-      else if (next === undefined) size--
-      keys.push(key)
-      values.push(old)
-      if (next === undefined) current.delete(key)
-      else current.set(key, next)
-    },
+    set: (key, value) => replace(key, current.get(key), value),
+    remove: (key) => replace(key, current.get(key), undefined),
+    replace,
     done: () => {
       if (keys.length === 0) return index
       const root: Node<V> = { content: current }
