@@ -829,6 +829,21 @@ const activeOf = (t: Table): Array<WalkedFlow> => {
 /** The active connections, consuming nothing. */
 export const active = (table: FlowTable): ReadonlyArray<WalkedFlow> => activeOf(repr(table))
 
+/**
+ * The active connections' flows, consuming nothing: `active` without the second array of 262,144 a table can hold
+ * (a scrape reads them every time; half the time of `active(table).map(...)`). Its own loop: one shared with `active`
+ * through a callback slowed the walk by a third.
+ */
+export const activeFlows = (table: FlowTable): ReadonlyArray<Flow> => {
+  const flows: Array<Flow> = []
+  for (const slot of FlowIndex.values(repr(table).live)) {
+    if (!Array.isArray(slot)) {
+      if ((slot as Live).active) flows.push((slot as Live).flow)
+    } else for (const l of slot as ReadonlyArray<Live>) if (l.active) flows.push(l.flow)
+  }
+  return flows
+}
+
 /** How many connections are active. */
 export const size = (table: FlowTable): number => repr(table).active
 

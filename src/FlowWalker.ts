@@ -431,7 +431,7 @@ export const make = (
       reader: Effect.acquireRelease(addReader, (id) => Ref.update(table, (t) => FlowTable.removeReader(t, id))).pipe(
         Effect.flatMap(makeReader)
       ),
-      flows: Effect.map(Ref.get(table), (t) => FlowTable.active(t).map((w) => w.flow)),
+      flows: Effect.map(Ref.get(table), FlowTable.activeFlows),
       ready: Deferred.await(ready),
       status: Ref.get(status),
       changes: Stream.unwrapScoped(
@@ -458,7 +458,7 @@ export const make = (
             })
           )
           return Stream.concat(
-            Stream.fromIterable(FlowTable.active(snapshot).map((w) => FlowTable.Change.Upserted({ flow: w.flow }))),
+            Stream.fromIterable(FlowTable.activeFlows(snapshot).map((flow) => FlowTable.Change.Upserted({ flow }))),
             live
           )
         })

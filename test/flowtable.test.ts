@@ -219,6 +219,23 @@ describe("FlowTable: one life, observations in any order", () => {
     expect(walked(table).report).toStrictEqual(["1:dead", "1:dead"])
   })
 
+  it("activeFlows holds the active connections' flows only: not a NEW seen alone, also where two lives share an id", () => {
+    const established = [flow(2, "ESTABLISHED", "UPDATE"), flow(3, "ESTABLISHED", "UPDATE", 40003)]
+    const table = fold(start(), [
+      flow(1, "SYN_SENT", "NEW"),
+      established[0] as Flow,
+      flow(3, "SYN_SENT", "NEW", 41003),
+      established[1] as Flow,
+      flow(4, "SYN_SENT", "NEW", 41004),
+      flow(4, "ESTABLISHED", "UPDATE", 40004),
+      flow(4, "CLOSE", "DESTROY", 40004)
+    ])
+    const bySport = (flows: ReadonlyArray<Flow>) =>
+      [...flows].sort((a, b) => (a.original.sport as number) - (b.original.sport as number))
+    expect(bySport(FlowTable.activeFlows(table))).toStrictEqual(established)
+    expect(FlowTable.activeFlows(table)).toStrictEqual(FlowTable.active(table).map((w) => w.flow))
+  })
+
   it("an UPDATE older than what the table knows (a lower state) changes nothing", () => {
     const table = fold(start(), [flow(1, "FIN_WAIT", "UPDATE"), flow(1, "ESTABLISHED", "UPDATE")])
     expect(FlowTable.active(table).map((w) => w.flow.state)).toStrictEqual(["FIN_WAIT"])
@@ -582,6 +599,9 @@ describe("FlowTable properties", () => {
           if (o.kind === "advance") advance(o.life, o.lost, o.skipTimeWait)
           else if (o.kind === "walk") walk()
           else resyncNow()
+          // What `flows` and a scrape read: the active connections' flows, the same as a walk's active part.
+          expect(FlowTable.activeFlows(table)).toStrictEqual(FlowTable.active(table).map((x) => x.flow))
+          expect(FlowTable.activeFlows(table)).toHaveLength(FlowTable.size(table))
         }
         // Every connection ends; a last resync and walk settle the table.
         for (let k = 0; k < lives; k++) while (phase[k] !== 3) advance(k, true, false)
