@@ -149,6 +149,26 @@ describe("the packed tarball", () => {
   })
 })
 
+describe("the packed command line", () => {
+  it("holds every chunk its bundle imports, serve's too (read only when serve starts)", ({ skip }) => {
+    if (tarball === undefined) needsInstall(skip)
+    const files = new Set(tarball?.files ?? [])
+    const stage = path.join(dir, "stage")
+    const pending = ["dist/cli/Main.js"]
+    const seen = new Set<string>()
+    for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+      if (seen.has(file)) continue
+      seen.add(file)
+      expect(files.has(file), `${file} in the tarball`).toBe(true)
+      const code = fs.readFileSync(path.join(stage, file), "utf8")
+      for (const m of code.matchAll(/(?:\bfrom|\bimport\()\s*"(\.\.?\/[^"]+)"/g)) {
+        pending.push(path.posix.join(path.posix.dirname(file), m[1] as string))
+      }
+    }
+    expect([...seen].filter((f) => /^dist\/cli\/chunks\/ServeRun-.*\.js$/.test(f))).toHaveLength(1)
+  })
+})
+
 describe("installed into an app that pins the lowest effect and @effect/platform the peer ranges allow", () => {
   it("leaves exactly one copy of effect in the app, with every peer satisfied", async ({ skip }) => {
     needsInstall(skip)
