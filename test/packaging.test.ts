@@ -62,8 +62,8 @@ const pack = async () => {
   const copied = (source: string) => !skipped.has(path.relative(root, source)) && !source.endsWith(".log")
   fs.cpSync(root, stage, { recursive: true, filter: copied })
   fs.symlinkSync(path.join(root, "node_modules"), path.join(stage, "node_modules"), "dir")
-  // What `npm pack` runs first: package.json's prepack (tsc, then the command line bundled into one file). It is run
-  // here, then packing skips scripts, so that the test builds exactly what the script says.
+  // What `npm pack` runs first: package.json's prepack (tsc, then the command line bundled: Main.js and its chunks).
+  // It is run here, then packing skips scripts, so that the test builds exactly what the script says.
   const build = await run("npm", ["run", "prepack", "--silent"], stage)
   if (build.code !== 0) throw new Error(`the build (npm run prepack) failed:\n${build.stdout}${build.stderr}`)
   const packed = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir, ...npmFlags], stage)
@@ -161,7 +161,7 @@ describe("the packed command line", () => {
       seen.add(file)
       expect(files.has(file), `${file} in the tarball`).toBe(true)
       const code = fs.readFileSync(path.join(stage, file), "utf8")
-      for (const m of code.matchAll(/(?:\bfrom|\bimport\()\s*"(\.\.?\/[^"]+)"/g)) {
+      for (const m of code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*"(\.\.?\/[^"]+)"/g)) {
         pending.push(path.posix.join(path.posix.dirname(file), m[1] as string))
       }
     }
@@ -221,7 +221,7 @@ describe("installed into an app that pins the lowest effect and @effect/platform
     expect(await parseCount(path.join(app, "node_modules/.bin"))).toEqual(counted)
   }, 60_000)
 
-  it("runs its full command line, bundled into one file: effect-conntrack --version", async ({ skip }) => {
+  it("runs its full command line, bundled: effect-conntrack --version", async ({ skip }) => {
     needsInstall(skip)
     expect(await fullCommandLine(path.join(app, "node_modules/.bin"))).toEqual(versioned)
   }, 60_000)
@@ -263,7 +263,7 @@ describe("installed globally (npm i -g), with no peer installed by hand", () => 
     expect(await parseCount(path.join(global, "bin"))).toEqual(counted)
   }, 60_000)
 
-  it("runs its full command line, bundled into one file: effect-conntrack --version", async ({ skip }) => {
+  it("runs its full command line, bundled: effect-conntrack --version", async ({ skip }) => {
     needsInstall(skip)
     expect(await fullCommandLine(path.join(global, "bin"))).toEqual(versioned)
   }, 60_000)
@@ -275,7 +275,7 @@ const fullCommandLine = async (bins: string) => {
   const bin = fs.realpathSync(path.join(bins, Object.keys(manifest.bin)[0] ?? ""))
   const main = fs.readFileSync(path.join(path.dirname(bin), "cli", "Main.js"), "utf8")
   const ran = await run(bin, ["--version"], dir, 30_000)
-  // tsc's Main.js imports the command line's modules; the bundle holds them (and Effect) in itself.
+  // tsc's Main.js imports the command line's modules; the bundle holds them (and Effect) in itself and its chunks.
   return { version: ran.stdout.trim(), stderr: ran.stderr, code: ran.code, bundled: !/from "\.\.\/Cli\.js"/.test(main) }
 }
 
