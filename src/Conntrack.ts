@@ -30,6 +30,7 @@ import {
 } from "./Errors.js"
 import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
+import { describeState, hasEnded, processState } from "./internal/processState.js"
 import { stdoutFlows } from "./internal/stdoutFlows.js"
 import * as LogLimit from "./LogLimit.js"
 import * as Metrics from "./Metrics.js"
@@ -240,7 +241,8 @@ export const start = (
 /**
  * Stops a child: SIGTERM, then SIGKILL if it has not ended within `timeout`, each wait bounded. A kill that fails
  * because the child ended meanwhile is no failure. Finalizers are uninterruptible: the waits are made interruptible so
- * that the timeouts can cut them short.
+ * that the timeouts can cut them short. A child not seen to end after SIGKILL is logged as an error if the kernel still
+ * runs it, and as a warning (our event loop was held up) if it has ended.
  */
 export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Duration.Duration): Effect.Effect<void> =>
   Effect.gen(function* () {
@@ -255,8 +257,16 @@ export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Dura
     )
     const kill = yield* Effect.interruptible(proc.kill("SIGKILL")).pipe(Effect.timeoutOption(timeout), Effect.either)
     if (Either.isRight(kill) && Option.isSome(kill.right)) return
-    if (yield* proc.isRunning) {
-      yield* Effect.logError(`${shown} (pid ${proc.pid}) is still running ${Duration.format(timeout)} after SIGKILL`)
+    if (!(yield* proc.isRunning)) return
+    // Not seen to end: the kernel tells a child still running from one whose end we have not read yet.
+    const state = yield* processState(proc.pid)
+    const after = `${Duration.format(timeout)} after SIGKILL`
+    if (hasEnded(state)) {
+      yield* Effect.logWarning(
+        `${shown} (pid ${proc.pid}) has ended, but its exit was not read ${after}: this process's event loop was held up`
+      )
+    } else {
+      yield* Effect.logError(`${shown} (pid ${proc.pid}) is still running ${after} (${describeState(state)})`)
     }
   }).pipe(Effect.ignore)
 

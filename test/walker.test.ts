@@ -779,8 +779,8 @@ describe("messages", () => {
 })
 
 describe("stopping a child", () => {
-  const process = (kill: (signal: string) => Effect.Effect<void, Error>, running: () => boolean) =>
-    ({ pid: 7, isRunning: Effect.sync(running), kill }) as unknown as Parameters<typeof Conntrack.stop>[0]
+  const process = (kill: (signal: string) => Effect.Effect<void, Error>, running: () => boolean, pid = 7) =>
+    ({ pid, isRunning: Effect.sync(running), kill }) as unknown as Parameters<typeof Conntrack.stop>[0]
 
   it.effect("a SIGTERM that fails because the child just ended is no failure (no false warning)", () => {
     const { logs, layer } = recordLogs()
@@ -799,7 +799,8 @@ describe("stopping a child", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("the wait after SIGKILL is bounded too", () => {
+  // A child whose exit is never read, with the pid of a process the kernel runs (this test's own) or of none.
+  const neverSeenToEnd = (pid: number) => {
     const { logs, layer } = recordLogs()
     const signals: Array<string> = []
     const proc = process(
@@ -808,16 +809,42 @@ describe("stopping a child", () => {
           Effect.sync(() => signals.push(signal)),
           Effect.never
         ),
-      () => true
+      () => true,
+      pid
     )
     return Effect.gen(function* () {
       const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -E", Duration.seconds(2)))
       yield* TestClock.adjust("4 seconds")
       yield* Fiber.join(fiber)
+      return { signals, logs }
+    }).pipe(Effect.provide(layer))
+  }
+
+  it.effect("the wait after SIGKILL is bounded too; a child the kernel still runs is an error, with its state", () =>
+    Effect.gen(function* () {
+      const { signals, logs } = yield* neverSeenToEnd(globalThis.process.pid)
       expect(signals).toStrictEqual(["SIGTERM", "SIGKILL"])
       expect(logs.map((l) => l.level)).toStrictEqual(["WARN", "ERROR"])
-    }).pipe(Effect.provide(layer))
-  })
+      expect(logs[1]?.message).toMatch(
+        new RegExp(
+          `^conntrack -E \\(pid ${globalThis.process.pid}\\) is still running 2s after SIGKILL \\(in state [RS]\\)$`
+        )
+      )
+    })
+  )
+
+  it.effect(
+    "a child that has ended but whose exit was not read (a held-up event loop) is a warning, not an error",
+    () =>
+      Effect.gen(function* () {
+        // Above the kernel's largest pid_max (2^22): no process has it.
+        const { logs } = yield* neverSeenToEnd(2 ** 22 + 1)
+        expect(logs.map((l) => l.level)).toStrictEqual(["WARN", "WARN"])
+        expect(logs[1]?.message).toBe(
+          `conntrack -E (pid ${2 ** 22 + 1}) has ended, but its exit was not read 2s after SIGKILL: this process's event loop was held up`
+        )
+      })
+  )
 })
 
 describe("the scripted conntrack", () => {
