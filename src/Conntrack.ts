@@ -238,6 +238,26 @@ export const start = (
     return { flows, listening: Effect.raceFirst(Deferred.await(listening), exitedFirst), pid: proc.pid as number }
   })
 
+/** How a signal went: the child ended, or not within the wait (and why the kill failed, if it did). */
+type Signalled = { readonly ended: true } | { readonly ended: false; readonly failed?: string }
+
+/**
+ * Sends `signal` and waits at most `timeout` for the child to end. A kill that fails waits the same: it fails when the
+ * child has just ended and this process has not read its exit yet (seen twice in four runs of the capture benchmark,
+ * on a `conntrack -L` being stopped).
+ */
+const signalled = (
+  proc: CommandExecutor.Process,
+  signal: "SIGTERM" | "SIGKILL",
+  timeout: Duration.Duration
+): Effect.Effect<Signalled> =>
+  Effect.gen(function* () {
+    const sent = yield* Effect.interruptible(proc.kill(signal)).pipe(Effect.timeoutOption(timeout), Effect.either)
+    if (Either.isRight(sent)) return Option.isSome(sent.right) ? { ended: true } : { ended: false }
+    const exited = yield* Effect.interruptible(Effect.ignore(proc.exitCode)).pipe(Effect.timeoutOption(timeout))
+    return Option.isSome(exited) ? { ended: true } : { ended: false, failed: sent.left.message }
+  })
+
 /**
  * Stops a child: SIGTERM, then SIGKILL if it has not ended within `timeout`, each wait bounded. A kill that fails
  * because the child ended meanwhile is no failure. Finalizers are uninterruptible: the waits are made interruptible so
@@ -247,20 +267,18 @@ export const start = (
 export const stop = (proc: CommandExecutor.Process, shown: string, timeout: Duration.Duration): Effect.Effect<void> =>
   Effect.gen(function* () {
     if (!(yield* proc.isRunning)) return
-    const term = yield* Effect.interruptible(proc.kill("SIGTERM")).pipe(Effect.timeoutOption(timeout), Effect.either)
-    if (Either.isRight(term) && Option.isSome(term.right)) return
-    if (!(yield* proc.isRunning)) return
+    const term = yield* signalled(proc, "SIGTERM", timeout)
+    if (term.ended || !(yield* proc.isRunning)) return
     yield* Effect.logWarning(
-      Either.isLeft(term)
-        ? `${shown}: SIGTERM failed (${term.left.message}): SIGKILL`
+      term.failed !== undefined
+        ? `${shown}: SIGTERM failed (${term.failed}) and it has not ended within ${Duration.format(timeout)}: SIGKILL`
         : `${shown} did not stop on SIGTERM within ${Duration.format(timeout)}: SIGKILL`
     )
-    const kill = yield* Effect.interruptible(proc.kill("SIGKILL")).pipe(Effect.timeoutOption(timeout), Effect.either)
-    if (Either.isRight(kill) && Option.isSome(kill.right)) return
-    if (!(yield* proc.isRunning)) return
+    const kill = yield* signalled(proc, "SIGKILL", timeout)
+    if (kill.ended || !(yield* proc.isRunning)) return
     // Not seen to end: the kernel tells a child still running from one whose end we have not read yet.
     const state = yield* processState(proc.pid)
-    const after = `${Duration.format(timeout)} after SIGKILL`
+    const after = `${Duration.format(timeout)} after SIGKILL${kill.failed !== undefined ? ` (which failed: ${kill.failed})` : ""}`
     if (hasEnded(state)) {
       yield* Effect.logWarning(
         `${shown} (pid ${proc.pid}) has ended, but its exit was not read ${after}: this process's event loop was held up`

@@ -779,8 +779,13 @@ describe("messages", () => {
 })
 
 describe("stopping a child", () => {
-  const process = (kill: (signal: string) => Effect.Effect<void, Error>, running: () => boolean, pid = 7) =>
-    ({ pid, isRunning: Effect.sync(running), kill }) as unknown as Parameters<typeof Conntrack.stop>[0]
+  // `exitCode` completes when the child's exit has been read.
+  const process = (
+    kill: (signal: string) => Effect.Effect<void, Error>,
+    running: () => boolean,
+    pid = 7,
+    exitCode: Effect.Effect<unknown> = Effect.never
+  ) => ({ pid, isRunning: Effect.sync(running), kill, exitCode }) as unknown as Parameters<typeof Conntrack.stop>[0]
 
   it.effect("a SIGTERM that fails because the child just ended is no failure (no false warning)", () => {
     const { logs, layer } = recordLogs()
@@ -791,11 +796,75 @@ describe("stopping a child", () => {
           alive = false
           return Effect.fail(new Error("kill ESRCH"))
         }),
-      () => alive
+      () => alive,
+      7,
+      Effect.void
     )
     return Effect.gen(function* () {
       yield* Conntrack.stop(proc, "conntrack -E", Duration.seconds(2))
       expect(logs.filter((l) => l.level !== "DEBUG")).toStrictEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+
+  // As seen in the capture benchmark: the kill finds no process (ESRCH), and the exit is read a moment later.
+  it.effect(
+    "a kill that fails because the child has ended, its exit read a moment later, is waited for quietly",
+    () => {
+      const { logs, layer } = recordLogs()
+      const signals: Array<string> = []
+      let exitRead = false
+      const proc = process(
+        (signal) =>
+          Effect.zipRight(
+            Effect.sync(() => signals.push(signal)),
+            Effect.fail(new Error("kill ESRCH"))
+          ),
+        () => !exitRead,
+        7,
+        Effect.zipRight(
+          Effect.sleep("50 millis"),
+          Effect.sync(() => {
+            exitRead = true
+          })
+        )
+      )
+      return Effect.gen(function* () {
+        const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -L", Duration.seconds(2)))
+        yield* TestClock.adjust("100 millis")
+        yield* Fiber.join(fiber)
+        expect(signals).toStrictEqual(["SIGTERM"])
+        expect(logs.filter((l) => l.level !== "DEBUG")).toStrictEqual([])
+      }).pipe(Effect.provide(layer))
+    }
+  )
+
+  it.effect("a kill that fails while the child runs on: SIGKILL after the wait, then an error with its state", () => {
+    const { logs, layer } = recordLogs()
+    const signals: Array<string> = []
+    const proc = process(
+      (signal) =>
+        Effect.zipRight(
+          Effect.sync(() => signals.push(signal)),
+          Effect.fail(new Error("kill EPERM"))
+        ),
+      () => true,
+      globalThis.process.pid
+    )
+    return Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -L", Duration.seconds(2)))
+      yield* TestClock.adjust("1 second")
+      expect(signals).toStrictEqual(["SIGTERM"])
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(fiber)
+      expect(signals).toStrictEqual(["SIGTERM", "SIGKILL"])
+      expect(logs.map((l) => `${l.level} ${l.message}`)).toStrictEqual([
+        "WARN conntrack -L: SIGTERM failed (kill EPERM) and it has not ended within 2s: SIGKILL",
+        expect.stringMatching(
+          new RegExp(
+            `^ERROR conntrack -L \\(pid ${globalThis.process.pid}\\) is still running 2s after SIGKILL \\(which failed: kill EPERM\\) \\(in state [RS]\\)$`
+          )
+        )
+      ])
     }).pipe(Effect.provide(layer))
   })
 
