@@ -787,6 +787,15 @@ describe("stopping a child", () => {
     exitCode: Effect.Effect<unknown> = Effect.never
   ) => ({ pid, isRunning: Effect.sync(running), kill, exitCode }) as unknown as Parameters<typeof Conntrack.stop>[0]
 
+  /** A kill that records the signal, then does `then`. */
+  const recorded =
+    (signals: Array<string>, then: Effect.Effect<void, Error>) =>
+    (signal: string): Effect.Effect<void, Error> =>
+      Effect.zipRight(
+        Effect.sync(() => signals.push(signal)),
+        then
+      )
+
   it.effect("a SIGTERM that fails because the child just ended is no failure (no false warning)", () => {
     const { logs, layer } = recordLogs()
     let alive = true
@@ -814,11 +823,7 @@ describe("stopping a child", () => {
       const signals: Array<string> = []
       let exitRead = false
       const proc = process(
-        (signal) =>
-          Effect.zipRight(
-            Effect.sync(() => signals.push(signal)),
-            Effect.fail(new Error("kill ESRCH"))
-          ),
+        recorded(signals, Effect.fail(new Error("kill ESRCH"))),
         () => !exitRead,
         7,
         Effect.zipRight(
@@ -841,15 +846,7 @@ describe("stopping a child", () => {
   it.effect("a kill that fails while the child runs on: SIGKILL after the wait, then an error with its state", () => {
     const { logs, layer } = recordLogs()
     const signals: Array<string> = []
-    const proc = process(
-      (signal) =>
-        Effect.zipRight(
-          Effect.sync(() => signals.push(signal)),
-          Effect.fail(new Error("kill EPERM"))
-        ),
-      () => true,
-      globalThis.process.pid
-    )
+    const proc = process(recorded(signals, Effect.fail(new Error("kill EPERM"))), () => true, globalThis.process.pid)
     return Effect.gen(function* () {
       const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -L", Duration.seconds(2)))
       yield* TestClock.adjust("1 second")
@@ -872,15 +869,7 @@ describe("stopping a child", () => {
   const neverSeenToEnd = (pid: number) => {
     const { logs, layer } = recordLogs()
     const signals: Array<string> = []
-    const proc = process(
-      (signal) =>
-        Effect.zipRight(
-          Effect.sync(() => signals.push(signal)),
-          Effect.never
-        ),
-      () => true,
-      pid
-    )
+    const proc = process(recorded(signals, Effect.never), () => true, pid)
     return Effect.gen(function* () {
       const fiber = yield* Effect.fork(Conntrack.stop(proc, "conntrack -E", Duration.seconds(2)))
       yield* TestClock.adjust("4 seconds")
