@@ -32,6 +32,7 @@ import * as Conntrack from "./Conntrack.js"
 import type { ConntrackError, ConntrackNotFound, PermissionDenied } from "./Errors.js"
 import type { Flow } from "./Flow.js"
 import * as FlowTable from "./FlowTable.js"
+import * as metricKeys from "./internal/metricKeys.js"
 import * as KernelSupport from "./KernelSupport.js"
 import * as Metrics from "./Metrics.js"
 import { type ResolvedOptions, resolve, type WalkerOptions } from "./Options.js"
@@ -171,25 +172,25 @@ const tableLimit = (procRoot: string): Effect.Effect<Option.Option<number>> =>
     )
   )
 
-/** A counter tagged with a fold's `family proto` key, made once per key. */
-const taggedByKey = (counter: typeof Metrics.flowsOpened) => {
+/** A counter tagged with a fold's `family proto` key, made once per key (see `metricKeys` for why not `tagged`). */
+const taggedByKey = (counter: typeof metricKeys.flowsOpened) => {
   const made = new Map<string, typeof Metrics.flowsOpened>()
   return (key: string) => {
     let m = made.get(key)
     if (m === undefined) {
-      const [family, proto] = key.split(" ")
-      m = counter.pipe(Metric.tagged("family", family ?? ""), Metric.tagged("proto", proto ?? ""))
+      const [family = "", proto = ""] = key.split(" ")
+      m = metricKeys.withLabels(counter, { family, proto })
       made.set(key, m)
     }
     return m
   }
 }
-const openedBy = taggedByKey(Metrics.flowsOpened)
-const closedBy = taggedByKey(Metrics.flowsClosed)
+const openedBy = taggedByKey(metricKeys.flowsOpened)
+const closedBy = taggedByKey(metricKeys.flowsClosed)
 const eventsBy = {
-  NEW: Metric.tagged(Metrics.events, "type", "NEW"),
-  UPDATE: Metric.tagged(Metrics.events, "type", "UPDATE"),
-  DESTROY: Metric.tagged(Metrics.events, "type", "DESTROY")
+  NEW: metricKeys.withLabels(metricKeys.events, { type: "NEW" }),
+  UPDATE: metricKeys.withLabels(metricKeys.events, { type: "UPDATE" }),
+  DESTROY: metricKeys.withLabels(metricKeys.events, { type: "DESTROY" })
 }
 
 /**

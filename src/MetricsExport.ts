@@ -23,6 +23,7 @@ import * as Ref from "effect/Ref"
 import * as Runtime from "effect/Runtime"
 import type { Flow } from "./Flow.js"
 import { FlowWalker } from "./FlowWalker.js"
+import * as metricKeys from "./internal/metricKeys.js"
 import * as Metrics from "./Metrics.js"
 import { defaults } from "./Options.js"
 
@@ -86,11 +87,7 @@ export const makeRefresh = (
       let g = gauges.get(key)
       if (g === undefined) {
         const [family, proto, state] = key.split("\u0000") as [string, string, string]
-        g = Metrics.flows.pipe(
-          Metric.tagged("family", family),
-          Metric.tagged("proto", proto),
-          Metric.tagged("state", state)
-        )
+        g = metricKeys.withLabels(metricKeys.flows, { family, proto, state })
         gauges.set(key, g)
       }
       return g
