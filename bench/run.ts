@@ -13,6 +13,7 @@ import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
 import { scrapeBenchmark } from "./scrape.js"
 import { soakBenchmark } from "./soak.js"
+import { steadyBenchmark } from "./steady.js"
 import type { Row } from "./stats.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
@@ -26,6 +27,7 @@ const kernel = why === undefined
 const rows: Array<Row> = []
 if (wanted("parser")) rows.push(...(await parserBenchmark(lines, runs)))
 if (wanted("events")) rows.push(...(await eventsBenchmark(lines, runs, kernel)))
+if (wanted("steady")) rows.push(...(await steadyBenchmark()))
 if (wanted("remembered")) rows.push(...(await rememberedBenchmark(runs)))
 if (wanted("capture") && kernel) rows.push(...(await captureBenchmark()))
 if (wanted("scrape")) rows.push(...(await scrapeBenchmark(Math.min(runs, 3))))

@@ -230,6 +230,9 @@ interface Numbered {
   readonly change: FlowTable.Change
 }
 
+/** The most events a chunk may hold to be folded where it is read (see `queued` in `make`). */
+const FOLD_IN_PLACE = 32
+
 /** Dump chunks (of 2,048 flows or a few more) that may wait to be folded: the rest of the queue is the events'. */
 const DUMP_AHEAD = 4
 
@@ -310,6 +313,11 @@ export const make = (
         })
         let dumped = 0
         let syncing = true
+        // Event chunks handed to the queue and not folded yet. A small chunk (a read under steady load holds a few
+        // events) folds where it is read when none is left and the dump is in: handing it to another fiber cost more
+        // than its fold (about 50 µs a read here). Large ones (a flood) go through the queue, so that reading runs
+        // ahead of folding; so does everything while the dump runs. Either way the events fold in the order read.
+        let queued = 0
         // Both outputs go through one queue, in the order they arrive: the events keep being read while conntrack -L
         // runs (up to `eventBuffer` chunks ahead), and a feed that ends puts its cause in line behind what it read.
         // The dump may have only a few chunks waiting, so that it never takes the events' room.
@@ -317,7 +325,7 @@ export const make = (
         const dumpRoom = yield* Effect.makeSemaphore(DUMP_AHEAD)
         const feed = <R>(
           stream: Stream.Stream<Flow, ConntrackError, R>,
-          offer: (flows: Chunk.Chunk<Flow>) => Effect.Effect<boolean>,
+          offer: (flows: Chunk.Chunk<Flow>) => Effect.Effect<unknown>,
           after: Effect.Effect<void>
         ) =>
           Stream.runForEachChunk(stream, offer).pipe(
@@ -330,8 +338,23 @@ export const make = (
           (flows) => Effect.zipRight(dumpRoom.take(1), Queue.offer(arrivals, { _tag: "Dump", flows })),
           Queue.offer(arrivals, { _tag: "DumpEnd" })
         )
+        const foldEventsNow = (flows: ReadonlyArray<Flow>) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
+          )
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
-        yield* feed(events.flows, (flows) => Queue.offer(arrivals, { _tag: "Events", flows }), Effect.void)
+        yield* feed(
+          events.flows,
+          (flows) =>
+            Effect.suspend(() => {
+              if (!syncing && queued === 0 && flows.length <= FOLD_IN_PLACE) {
+                return foldEventsNow(Chunk.toReadonlyArray(flows))
+              }
+              queued++
+              return Queue.offer(arrivals, { _tag: "Events", flows })
+            }),
+          Effect.void
+        )
 
         const synced = (now: number) =>
           Effect.gen(function* () {
@@ -354,7 +377,9 @@ export const make = (
               folding = []
               if (chunks.length === 0) return Effect.void
               const flows = chunks.length === 1 ? (chunks[0] as ReadonlyArray<Flow>) : chunks.flat()
-              return fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
+              return fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows).pipe(
+                Effect.ensuring(Effect.sync(() => (queued -= chunks.length)))
+              )
             })
             for (const arrival of batch) {
               switch (arrival._tag) {
@@ -371,6 +396,7 @@ export const make = (
                     const flows = Chunk.toReadonlyArray(arrival.flows)
                     yield* updateMetrics((labels) => countEvents(flows, labels))
                     resync.addEvents(flows, now)
+                    queued--
                   } else folding.push(Chunk.toReadonlyArray(arrival.flows))
                   break
                 case "Ended":

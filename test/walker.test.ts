@@ -731,6 +731,42 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
     )
   )
 
+  it.effect("across the end of the dump, events fold in the order they were read (none overtakes a queued one)", () => {
+    // Connection 2 moves up through its states, a chunk a state, between chunks of other connections, while the dump
+    // ends: some of its chunks are still queued behind the dump's end when the next ones are read. A subscriber sees
+    // the resync's view of it, then every later state in turn; a state folded ahead of an earlier one would hide that
+    // one (an entry only moves forward), leaving a gap.
+    const states = ["SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
+    const others = (k: number) => ({
+      stdout: Array.from({ length: 50 }, (_, j) =>
+        Scripted.formatEventLine(update(1000 + 50 * k + j, "ESTABLISHED", 1000 + 50 * k + j))
+      )
+    })
+    return withWalker(
+      {
+        dump: [{ steps: [{ sleep: "1 second" }, ...(Scripted.dumpRun([]).steps ?? [])] }],
+        events: [
+          Scripted.eventsRun([{ sleep: "1 second" }, ...states.flatMap((state, k) => [others(k), update(2, state)])])
+        ]
+      },
+      { eventBuffer: 1 },
+      (walker) =>
+        Effect.gen(function* () {
+          const fiber = yield* walker.changes.pipe(
+            Stream.filter((c) => c.flow.id === 2),
+            Stream.map((c) => c.flow.state ?? ""),
+            Stream.takeUntil((state) => state === "TIME_WAIT"),
+            Stream.runCollect,
+            Effect.fork
+          )
+          yield* TestClock.adjust("1 second")
+          const seen = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+          expect(seen).toStrictEqual(states.slice(states.length - seen.length))
+          expect(report(yield* walker.walk).filter((w) => w.startsWith("2:"))).toStrictEqual(["2:dead"])
+        })
+    )
+  })
+
   it.effect("counts each event once when it arrives during the dump, then once more for each event after it", () => {
     const value = (type: string) =>
       Effect.map(Metric.value(Metric.tagged(Metrics.events, "type", type)), (s) => s.count)
