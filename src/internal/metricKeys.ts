@@ -29,7 +29,9 @@ export const flows = MetricKey.gauge("conntrack_flows", {
 })
 
 /** The metric of `key` with `labels` (in their order) fixed in its key. */
-export const withLabels = <Type extends MetricKeyType.MetricKeyType.Counter<number> | MetricKeyType.MetricKeyType.Gauge<number>>(
+export const withLabels = <
+  Type extends MetricKeyType.MetricKeyType.Counter<number> | MetricKeyType.MetricKeyType.Gauge<number>
+>(
   key: MetricKey.MetricKey<Type>,
   labels: Readonly<Record<string, string>>
 ) =>
