@@ -13,8 +13,8 @@ import { rememberedBenchmark } from "./remembered.js"
 import { scaleBenchmark } from "./scale.js"
 import { scrapeBenchmark } from "./scrape.js"
 import { soakBenchmark } from "./soak.js"
-import { steadyBenchmark } from "./steady.js"
 import type { Row } from "./stats.js"
+import { steadyBenchmark } from "./steady.js"
 
 const lines = Number(process.env.BENCH_LINES ?? 1_000_000)
 const runs = Number(process.env.BENCH_RUNS ?? 5)
