@@ -63,26 +63,30 @@ const rawPipe = async (corpus: string, count: number, rate: number) => {
 /** The walker folding the paced writes of a fake conntrack -E: CPU µs an event. */
 const walker = async (corpus: string, count: number, rate: number) => {
   const fake = path.join(os.tmpdir(), `effect-conntrack-bench-${process.pid}-steady.sh`)
-  fs.writeFileSync(
-    fake,
-    [
-      "#!/bin/sh",
-      'case " $* " in',
-      '*" -E "*) echo "NOTICE: Netlink socket buffer size has been set to 8388608 bytes." >&2',
-      `  ${process.execPath} ${writer} ${corpus} ${rate}`,
-      "  exec sleep infinity ;;",
-      '*) echo "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown." >&2 ;;',
-      "esac",
-      ""
-    ].join("\n"),
-    { mode: 0o755 }
-  )
-  const w = await startWalker({ binary: fake })
   try {
+    fs.writeFileSync(
+      fake,
+      [
+        "#!/bin/sh",
+        'case " $* " in',
+        '*" -E "*) echo "NOTICE: Netlink socket buffer size has been set to 8388608 bytes." >&2',
+        `  '${process.execPath}' '${writer}' '${corpus}' ${rate}`,
+        "  exec sleep infinity ;;",
+        '*) echo "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown." >&2 ;;',
+        "esac",
+        ""
+      ].join("\n"),
+      { mode: 0o755 }
+    )
+    // Counted from before the walker starts: events folded while it dumps count too.
     const start = eventsFolded()
-    return await measure(count, () => eventsFolded() - start)
+    const w = await startWalker({ binary: fake })
+    try {
+      return await measure(count, () => eventsFolded() - start)
+    } finally {
+      await w.close()
+    }
   } finally {
-    await w.close()
     fs.rmSync(fake, { force: true })
   }
 }
@@ -105,11 +109,11 @@ export const steadyBenchmark = async (rate = 4000, seconds = 10): Promise<Readon
     const folded = await walker(corpus, count, rate)
     const wakeup = wakeupCost()
     console.log(
-      `steady: at ${fmt(rate)} events/s written a line at a time (${fmt(raw.linesPerRead, 1)} lines a read), the walker used ${fmt(folded, 1)} CPU µs an event; Node only reading the same pipe ${fmt(raw.perLine, 1)} µs a line; an idle Node process woken every millisecond spends ${fmt(wakeup)} µs a wakeup here`
+      `steady: at ${fmt(rate)} events/s written a line at a time (${fmt(raw.linesPerRead, 1)} lines a read when Node alone reads them), the walker used ${fmt(folded, 1)} CPU µs an event; Node only reading the same pipe ${fmt(raw.perLine, 1)} µs a line; an idle Node process woken every millisecond spends ${fmt(wakeup)} µs a wakeup here`
     )
     return [
       {
-        benchmark: `5b. Events at a steady ${fmt(rate)}/s, each written as it happens (${fmt(raw.linesPerRead, 1)} lines a read)`,
+        benchmark: `5b. Events at a steady ${fmt(rate)}/s, each written as it happens (${fmt(raw.linesPerRead, 1)} lines a read, as Node alone read them)`,
         figure: `${fmt(folded, 1)} CPU µs an event (${fmt((folded * rate) / 1e4, 1)}% of a CPU)`,
         baseline: `Node only reading the same pipe: ${fmt(raw.perLine, 1)} µs a line; waking an idle Node process: ${fmt(wakeup)} µs`,
         target: "",

@@ -179,7 +179,10 @@ const taggedByKey = (counter: typeof metricKeys.flowsOpened) => {
     let m = made.get(key)
     if (m === undefined) {
       const [family = "", proto = ""] = key.split(" ")
-      m = metricKeys.withLabels(counter, { family, proto })
+      m = metricKeys.withLabels(counter, [
+        ["family", family],
+        ["proto", proto]
+      ])
       made.set(key, m)
     }
     return m
@@ -188,9 +191,9 @@ const taggedByKey = (counter: typeof metricKeys.flowsOpened) => {
 const openedBy = taggedByKey(metricKeys.flowsOpened)
 const closedBy = taggedByKey(metricKeys.flowsClosed)
 const eventsBy = {
-  NEW: metricKeys.withLabels(metricKeys.events, { type: "NEW" }),
-  UPDATE: metricKeys.withLabels(metricKeys.events, { type: "UPDATE" }),
-  DESTROY: metricKeys.withLabels(metricKeys.events, { type: "DESTROY" })
+  NEW: metricKeys.withLabels(metricKeys.events, [["type", "NEW"]]),
+  UPDATE: metricKeys.withLabels(metricKeys.events, [["type", "UPDATE"]]),
+  DESTROY: metricKeys.withLabels(metricKeys.events, [["type", "DESTROY"]])
 }
 
 /**

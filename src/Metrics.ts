@@ -11,11 +11,11 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as keys from "./internal/metricKeys.js"
 
 /** conntrack event lines folded into the table, tagged with `type` (NEW, UPDATE, DESTROY). */
-export const events = Metric.fromMetricKey(keys.events)
+export const events: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.events)
 /** Connections first seen active, tagged with `family` and `proto`. */
-export const flowsOpened = Metric.fromMetricKey(keys.flowsOpened)
+export const flowsOpened: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.flowsOpened)
 /** Connections reported dead, tagged with `family` and `proto`. */
-export const flowsClosed = Metric.fromMetricKey(keys.flowsClosed)
+export const flowsClosed: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.flowsClosed)
 /** Flows currently active in the table. */
 export const flowsActive = Metric.gauge("conntrack_flows_active", { description: "active flows in the table" })
 /** Dead flows a reader missed because the log of deaths had dropped them before it walked. */
@@ -66,7 +66,7 @@ export const logLinesSuppressed = Metric.counter("conntrack_log_lines_suppressed
 // Scrape-time series: `MetricsExport` sets them from the walker and the kernel each time metrics are collected.
 
 /** Active flows in the walker's table, tagged with `family`, `proto` and `state` (empty for protocols without one). */
-export const flows = Metric.fromMetricKey(keys.flows)
+export const flows: Metric.Metric.Gauge<number> = Metric.fromMetricKey(keys.flows)
 /** The kernel's `nf_conntrack_count`: entries in this network namespace's conntrack table. */
 export const tableEntries = Metric.gauge("conntrack_table_entries", {
   description: "entries in the kernel's conntrack table (nf_conntrack_count, read at scrape)"

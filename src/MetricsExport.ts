@@ -87,7 +87,11 @@ export const makeRefresh = (
       let g = gauges.get(key)
       if (g === undefined) {
         const [family, proto, state] = key.split("\u0000") as [string, string, string]
-        g = metricKeys.withLabels(metricKeys.flows, { family, proto, state })
+        g = metricKeys.withLabels(metricKeys.flows, [
+          ["family", family],
+          ["proto", proto],
+          ["state", state]
+        ])
         gauges.set(key, g)
       }
       return g

@@ -28,16 +28,16 @@ export const flows = MetricKey.gauge("conntrack_flows", {
   description: "active flows in the walker's table, by family, protocol and state (set at scrape)"
 })
 
-/** The metric of `key` with `labels` (in their order) fixed in its key. */
+/** The metric of `key` with `labels` (name and value, in this order) fixed in its key. */
 export const withLabels = <
   Type extends MetricKeyType.MetricKeyType.Counter<number> | MetricKeyType.MetricKeyType.Gauge<number>
 >(
   key: MetricKey.MetricKey<Type>,
-  labels: Readonly<Record<string, string>>
+  labels: ReadonlyArray<readonly [name: string, value: string]>
 ) =>
   Metric.fromMetricKey(
     MetricKey.taggedWithLabels(
       key,
-      Object.entries(labels).map(([name, value]) => MetricLabel.make(name, value))
+      labels.map(([name, value]) => MetricLabel.make(name, value))
     )
   )
