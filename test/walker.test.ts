@@ -745,11 +745,13 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
         Scripted.formatEventLine(update(2, state))
       ]
     })
-    const pairs = [0, 1, 2].flatMap((k) => [
-      large(k, states[2 * k] as string),
-      update(2, states[2 * k + 1] as string),
-      { sleep: "1 millis" }
-    ])
+    const pairs = [0, 1, 2].flatMap(
+      (k): Array<Scripted.Step | Flow> => [
+        large(k, states[2 * k] as string),
+        update(2, states[2 * k + 1] as string),
+        { sleep: "1 millis" }
+      ]
+    )
     return withWalker(
       {
         dump: [{ steps: [{ sleep: "500 millis" }, ...(Scripted.dumpRun([]).steps ?? [])] }],
