@@ -341,17 +341,15 @@ export const make = (
           (flows) => Effect.zipRight(dumpRoom.take(1), Queue.offer(arrivals, { _tag: "Dump", flows })),
           Queue.offer(arrivals, { _tag: "DumpEnd" })
         )
-        const foldEventsNow = (flows: ReadonlyArray<Flow>) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
-          )
+        const foldEvents = (flows: ReadonlyArray<Flow>, now: number) =>
+          fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
         yield* feed(
           events.flows,
           (flows) =>
             Effect.suspend(() => {
               if (!syncing && queued === 0 && flows.length <= FOLD_IN_PLACE) {
-                return foldEventsNow(Chunk.toReadonlyArray(flows))
+                return Effect.flatMap(Clock.currentTimeMillis, (now) => foldEvents(Chunk.toReadonlyArray(flows), now))
               }
               queued++
               return Queue.offer(arrivals, { _tag: "Events", flows })
@@ -375,14 +373,12 @@ export const make = (
             const now = yield* Clock.currentTimeMillis
             // The events' chunks waiting to be folded (usually one: its array is folded as it is).
             let folding: Array<ReadonlyArray<Flow>> = []
-            const foldEvents = Effect.suspend(() => {
+            const foldWaiting = Effect.suspend(() => {
               const chunks = folding
               folding = []
               if (chunks.length === 0) return Effect.void
               const flows = chunks.length === 1 ? (chunks[0] as ReadonlyArray<Flow>) : chunks.flat()
-              return fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows).pipe(
-                Effect.ensuring(Effect.sync(() => (queued -= chunks.length)))
-              )
+              return foldEvents(flows, now).pipe(Effect.ensuring(Effect.sync(() => (queued -= chunks.length))))
             })
             for (const arrival of batch) {
               switch (arrival._tag) {
@@ -403,11 +399,11 @@ export const make = (
                   } else folding.push(Chunk.toReadonlyArray(arrival.flows))
                   break
                 case "Ended":
-                  yield* foldEvents
+                  yield* foldWaiting
                   return yield* Effect.failCause(arrival.cause)
               }
             }
-            yield* foldEvents
+            yield* foldWaiting
           })
         // A session that fails while dumping keeps what its dump and events showed, and takes nothing as gone.
         yield* Queue.takeBetween(arrivals, 1, Number.POSITIVE_INFINITY).pipe(
