@@ -13,6 +13,7 @@
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
 import { IPV4, NONE } from "./address.js"
+import { cachedAddress } from "./addressCache.js"
 import {
   ascii,
   BRACKET,
@@ -33,6 +34,8 @@ import {
 import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { protocolNumbers } from "./protocols.js"
+import { knownState } from "./states.js"
+import { FALLBACK, readStraight } from "./straight.js"
 
 /** The line needs the string parser (see above). */
 export const SLOW = 0
@@ -117,6 +120,8 @@ export const parseBytes = (
   events: boolean,
   compactStrings: boolean
 ): Result => {
+  const straight = readStraight(b, start, stop, events, compactStrings)
+  if (straight !== FALLBACK) return straight
   compact = compactStrings
   c.b = b
   c.stop = stop
@@ -255,41 +260,6 @@ const isStateWord = (i: number, j: number): boolean => {
   return true
 }
 
-/** The states conntrack prints (TCP, SCTP, DCCP), as bytes and as the one string each flow shares. */
-const STATES = [
-  "NONE",
-  "SYN_SENT",
-  "SYN_RECV",
-  "ESTABLISHED",
-  "FIN_WAIT",
-  "CLOSE_WAIT",
-  "LAST_ACK",
-  "TIME_WAIT",
-  "CLOSE",
-  "SYN_SENT2",
-  "CLOSED",
-  "COOKIE_WAIT",
-  "COOKIE_ECHOED",
-  "SHUTDOWN_SENT",
-  "SHUTDOWN_RECD",
-  "SHUTDOWN_ACK_SENT",
-  "HEARTBEAT_SENT",
-  "HEARTBEAT_ACKED",
-  "REQUEST",
-  "RESPOND",
-  "PARTOPEN",
-  "OPEN",
-  "CLOSEREQ",
-  "CLOSING",
-  "TIMEWAIT"
-].map((word) => ({ word, bytes: wordBytes(word) }))
-
-/** The state b[i, j) if it is one conntrack prints (the one string all flows share), else undefined. */
-const knownState = (i: number, j: number): string | undefined => {
-  for (const state of STATES) if (equals(c.b, i, j, state.bytes)) return state.word
-  return undefined
-}
-
 // What the header says about the tuples that follow.
 let declaredFamily: Family | undefined
 let portTuples = false
@@ -346,7 +316,7 @@ const header = (events: boolean): string | undefined => {
     }
   }
   if (c.i < c.limit) {
-    const known = knownState(c.i, c.j)
+    const known = knownState(b, c.i, c.j)
     if (known !== undefined) {
       flow.state = known
       c.skipSpaces(c.j)
@@ -400,38 +370,6 @@ const mirrored = (v: number, from: number, to: number, made: string | undefined)
   if (end > limit || (end < limit && b[end] !== SPACE)) return undefined
   for (let k = 0; k < to - from; k++) if (b[v + k] !== b[from + k]) return undefined
   c.j = end
-  return made
-}
-
-/*
- * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the last
- * bytes (a network's addresses share their start), gives the string made last time without a Map or a string hash.
- * A miss costs one comparison and one store; the cache holds at most ADDRESS_SLOTS strings.
- */
-const ADDRESS_SLOTS = 1 << 14
-const addresses: Array<string | undefined> = new Array(ADDRESS_SLOTS).fill(undefined)
-const addressHashes = new Int32Array(ADDRESS_SLOTS)
-
-const cachedAddress = (b: Buffer, v: number, j: number): string => {
-  const n = j - v
-  const hash =
-    n > 3
-      ? (b[j - 1] as number) |
-        ((b[j - 2] as number) << 5) |
-        ((b[j - 3] as number) << 10) |
-        ((b[j - 4] as number) << 15) |
-        (n << 20)
-      : n
-  const slot = hash & (ADDRESS_SLOTS - 1)
-  const known = addresses[slot]
-  if (known !== undefined && addressHashes[slot] === hash && known.length === j - v) {
-    let k = 0
-    while (k < j - v && known.charCodeAt(k) === b[v + k]) k++
-    if (k === j - v) return known
-  }
-  const made = ascii(b, v, j)
-  addresses[slot] = made
-  addressHashes[slot] = hash
   return made
 }
 
