@@ -7,6 +7,9 @@
  * cut at 1023 bytes, or in an unknown field name), are handed back as `SLOW`: the caller decodes the line and asks
  * the string parser.
  *
+ * The common TCP and UDP lines are read first by the straight reader (`./straight.ts`); it hands every other line
+ * back, and this general reader reads it from its start.
+ *
  * Not re-entrant: one cursor and one set of drafts serve every call.
  *
  * @internal
