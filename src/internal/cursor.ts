@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import { IPV4, IPV6, isIPv6, NONE } from "./address.js"
 import { SPACE, text } from "./bytes.js"
+import { addressFamily, decimal, scanEnd } from "./scan.js"
 
 export class Cursor {
   b: Buffer = Buffer.alloc(0)
@@ -60,22 +60,10 @@ export class Cursor {
 
   /** The decimal value from `v` to the token's end (set into `j`), as `uint` reads it: -1 if it is not one. */
   uintValue(v: number): number {
-    const b = this.b
-    const limit = this.limit
-    let k = v
-    let n = 0
-    while (k < limit) {
-      const d = (b[k] as number) - 48
-      if (d < 0 || d > 9) break
-      n = n * 10 + d
-      k++
-    }
-    if (k < limit && b[k] !== SPACE) {
-      this.endFrom(k)
-      return -1
-    }
-    this.j = k
-    return k === v || k - v > 16 || n > Number.MAX_SAFE_INTEGER ? -1 : n
+    const n = decimal(this.b, v, this.limit)
+    if (n < 0) this.endFrom(scanEnd)
+    else this.j = scanEnd
+    return n
   }
 
   /**
@@ -83,33 +71,8 @@ export class Cursor {
    * must be IPv6, else IPv4 (checked while looking for the end).
    */
   addressValue(v: number): number {
-    const b = this.b
-    const limit = this.limit
-    let k = v
-    let ok = true
-    let colon = false
-    let dots = 0
-    let digits = 0
-    let octet = 0
-    for (; k < limit; k++) {
-      const d = b[k] as number
-      if (d === SPACE) break
-      if (d === 46) {
-        if (digits === 0) ok = false
-        dots++
-        digits = 0
-        octet = 0
-      } else if (d >= 48 && d <= 57) {
-        octet = octet * 10 + d - 48
-        if (++digits > 3 || octet > 255) ok = false
-      } else if (d === 58) {
-        colon = true
-      } else {
-        ok = false
-      }
-    }
-    this.j = k
-    if (colon) return isIPv6(b, v, k) ? IPV6 : NONE
-    return ok && dots === 3 && digits > 0 ? IPV4 : NONE
+    const family = addressFamily(this.b, v, this.limit)
+    this.j = scanEnd
+    return family
   }
 }

@@ -16,7 +16,6 @@
  */
 import type { EventType, Family, Flow, ProtocolName, Userspace } from "../Flow.js"
 import { IPV4, NONE } from "./address.js"
-import { cachedAddress } from "./addressCache.js"
 import {
   ascii,
   BRACKET,
@@ -37,6 +36,8 @@ import {
 import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { protocolNumbers } from "./protocols.js"
+import { repeats, scanEnd } from "./scan.js"
+import { cachedAddress, texts } from "./sharedStrings.js"
 import { knownState } from "./states.js"
 import { FALLBACK, readStraight } from "./straight.js"
 
@@ -110,8 +111,6 @@ const keep = (s: string): string => (compact ? intern(s) : s)
 
 /** States and other short words from a small vocabulary: always shared. */
 const words = new WordCache(256)
-/** Free text that repeats from line to line (secctx, helper). */
-const texts = new WordCache(1024)
 
 /**
  * Parses the line b[start, stop) (without its line break). `events`: a `-E` line (with an event type).
@@ -366,13 +365,8 @@ const addressString = (v: number, j: number, isSrc: boolean): string => {
  * made already; its end goes into `c.j`. Undefined when it does not.
  */
 const mirrored = (v: number, from: number, to: number, made: string | undefined): string | undefined => {
-  if (made === undefined) return undefined
-  const b = c.b
-  const limit = c.limit
-  const end = v + (to - from)
-  if (end > limit || (end < limit && b[end] !== SPACE)) return undefined
-  for (let k = 0; k < to - from; k++) if (b[v + k] !== b[from + k]) return undefined
-  c.j = end
+  if (made === undefined || !repeats(c.b, v, c.limit, from, to)) return undefined
+  c.j = scanEnd
   return made
 }
 

@@ -2,28 +2,31 @@
  * The lines conntrack prints most, read straight through: TCP and UDP flows with their fields where conntrack puts
  * them, each key matched as whole words of bytes and each number read while it is scanned.
  *
- * It accepts only lines the general reader (`./parse.ts`) accepts, and makes the same flows from the same drafts.
+ * It accepts only lines the general reader (`./parse.ts`) accepts, and makes the same flows with the same constructors.
  * Anything else (another protocol, another order, a field or flag it does not know, a mistake, a line that may have
  * been cut) is handed back as FALLBACK, and the general reader reads the line from its start and says what is wrong.
+ *
+ * The readers of its fields return where the field ends, or -1 when it is not one this reader takes; they fill the
+ * drafts only with what they checked.
  *
  * Not re-entrant: one set of drafts serves every call.
  *
  * @internal
  */
-import type { EventType, Flow } from "../Flow.js"
-import { IPV4, IPV6, isIPv6, NONE } from "./address.js"
-import { cachedAddress } from "./addressCache.js"
+import type { Flow } from "../Flow.js"
+import { IPV4, IPV6, NONE } from "./address.js"
 import { ascii } from "./ascii.js"
-import { WordCache } from "./bytes.js"
+import { SPACE } from "./bytes.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
+import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
+import { cachedAddress, texts } from "./sharedStrings.js"
 import { knownState } from "./states.js"
 
 /** The line is not one this reader takes. */
 export const FALLBACK = undefined
 
-/** Longer lines may have been cut at 1023 bytes: the general reader decides. */
+/** A margin below conntrack's 1023-byte cut (`MAX_FLOW_TEXT`): longer lines go to the general reader. */
 const LONGEST = 1000
-const SPACE = 32
 
 /** A key (or a flag) as 32-bit words of its bytes, first byte lowest, each with the mask of the bytes it holds. */
 interface Key {
@@ -98,70 +101,10 @@ const K_ID = key("id=")
 const flow = emptyFlow()
 const original = emptyTuple()
 const reply = emptyTuple()
-const texts = new WordCache(1024)
 
-/** Where the value read last ends. */
-let after = 0
-
-/**
- * The decimal number from `k` to the next space or `end`: -1 if it is not one. At most 15 digits (exact as a
- * number); longer ones go to the general reader.
- */
-const decimal = (b: Buffer, k: number, end: number): number => {
-  const from = k
-  let n = 0
-  while (k < end) {
-    const d = (b[k] as number) - 48
-    if (d < 0 || d > 9) break
-    n = n * 10 + d
-    k++
-  }
-  after = k
-  return k === from || k - from > 15 || (k < end && b[k] !== SPACE) ? -1 : n
-}
-
-/** The family of the address from `k` to the next space or `end` (NONE if it is not one); its end in `after`. */
-const addressFamily = (b: Buffer, k: number, end: number): number => {
-  const from = k
-  let ok = true
-  let colon = false
-  let dots = 0
-  let digits = 0
-  let octet = 0
-  for (; k < end; k++) {
-    const d = b[k] as number
-    if (d === SPACE) break
-    if (d === 46) {
-      if (digits === 0) ok = false
-      dots++
-      digits = 0
-      octet = 0
-    } else if (d >= 48 && d <= 57) {
-      octet = octet * 10 + d - 48
-      if (++digits > 3 || octet > 255) ok = false
-    } else if (d === 58) {
-      colon = true
-    } else {
-      ok = false
-    }
-  }
-  after = k
-  if (colon) return isIPv6(b, from, k) ? IPV6 : NONE
-  return ok && dots === 3 && digits > 0 ? IPV4 : NONE
-}
-
-/** Whether b[v, v + (to - from)) repeats b[from, to) and ends there. */
-const repeats = (b: Buffer, v: number, end: number, from: number, to: number): boolean => {
-  const stop = v + (to - from)
-  if (stop > end || (stop < end && b[stop] !== SPACE)) return false
-  for (let k = 0; k < to - from; k++) if (b[v + k] !== b[from + k]) return false
-  return true
-}
-
-const skip = (b: Buffer, i: number, end: number): number => {
-  while (i < end && b[i] === SPACE) i++
-  return i
-}
+/** The address b[from, to) as a string, shared through the cache for flows kept long. */
+const address = (b: Buffer, from: number, to: number, compact: boolean): string =>
+  compact ? cachedAddress(b, from, to) : ascii(b, from, to)
 
 /** Reads the line b[start, end) (no line break), or FALLBACK. */
 export const readStraight = (
@@ -178,14 +121,17 @@ export const readStraight = (
   // [EVENT] [ipvN N] proto N [timeout] [STATE]
   if (b[i] === 91) {
     if (!events) return FALLBACK
-    let type: EventType
-    if (isKey(b, i, end, K_NEW)) type = "NEW"
-    else if (isKey(b, i, end, K_UPDATE)) type = "UPDATE"
-    else if (isKey(b, i, end, K_DESTROY)) type = "DESTROY"
-    else return FALLBACK
-    i += type.length + 2
+    const tag = isKey(b, i, end, K_NEW)
+      ? K_NEW
+      : isKey(b, i, end, K_UPDATE)
+        ? K_UPDATE
+        : isKey(b, i, end, K_DESTROY)
+          ? K_DESTROY
+          : undefined
+    if (tag === undefined) return FALLBACK
+    i += tag.length
     if (i >= end || b[i] !== SPACE) return FALLBACK
-    flow.type = type
+    flow.type = tag === K_NEW ? "NEW" : tag === K_UPDATE ? "UPDATE" : "DESTROY"
     i = skip(b, i, end)
   } else if (events) return FALLBACK
 
@@ -194,7 +140,7 @@ export const readStraight = (
     declared = b[i + 3] === 52 ? IPV4 : IPV6
     i = skip(b, i + 5, end)
     if (decimal(b, i, end) !== (declared === IPV4 ? 2 : 10)) return FALLBACK
-    i = skip(b, after, end)
+    i = skip(b, scanEnd, end)
   }
   let protonum: number
   if (isKey(b, i, end, K_TCP)) {
@@ -207,12 +153,12 @@ export const readStraight = (
   i = skip(b, i + 4, end)
   if (decimal(b, i, end) !== protonum) return FALLBACK
   flow.protonum = protonum
-  i = skip(b, after, end)
+  i = skip(b, scanEnd, end)
   if (i < end && (b[i] as number) >= 48 && (b[i] as number) <= 57) {
     const timeout = decimal(b, i, end)
     if (timeout < 0) return FALLBACK
     flow.timeout = timeout
-    i = skip(b, after, end)
+    i = skip(b, scanEnd, end)
   }
   if (i < end && (b[i] as number) >= 65 && (b[i] as number) <= 90) {
     let e = i
@@ -229,56 +175,60 @@ export const readStraight = (
   if (!isKey(b, i, end, K_SRC)) return FALLBACK
   const srcFrom = i + 4
   const family = addressFamily(b, srcFrom, end)
-  const srcTo = after
+  const srcTo = scanEnd
   if (family === NONE || (declared !== NONE && declared !== family)) return FALLBACK
-  original.src = compact ? cachedAddress(b, srcFrom, srcTo) : ascii(b, srcFrom, srcTo)
+  original.src = address(b, srcFrom, srcTo, compact)
   i = skip(b, srcTo, end)
   if (!isKey(b, i, end, K_DST)) return FALLBACK
   const dstFrom = i + 4
   if (addressFamily(b, dstFrom, end) !== family) return FALLBACK
-  const dstTo = after
-  original.dst = compact ? cachedAddress(b, dstFrom, dstTo) : ascii(b, dstFrom, dstTo)
+  const dstTo = scanEnd
+  original.dst = address(b, dstFrom, dstTo, compact)
   i = ports(b, skip(b, dstTo, end), end, original)
   if (i < 0) return FALLBACK
 
+  // What may follow the original tuple, up to the reply's src=.
   for (;;) {
-    if (isKey(b, i, end, K_SRC)) break
-    if (isKey(b, i, end, K_ZONE_ORIG)) {
+    const first = b[i]
+    if (first === 115 /* s */ && isKey(b, i, end, K_SRC)) break
+    let next: number
+    if (first === 122 /* z */ && isKey(b, i, end, K_ZONE_ORIG)) {
       const zone = decimal(b, i + 10, end)
       if (zone < 0 || zone > 65535) return FALLBACK
       original.zone = zone
-    } else if (isKey(b, i, end, K_UNREPLIED)) {
+      next = scanEnd
+    } else if (first === 91 /* [ */ && isKey(b, i, end, K_UNREPLIED)) {
+      next = flagEnd(b, i, end, K_UNREPLIED)
       flow.unreplied = true
-      if (flagEnd(b, i, end, K_UNREPLIED) < 0) return FALLBACK
-    } else if (counter(b, i, end, original) < 0) return FALLBACK
-    i = skip(b, after, end)
+    } else next = counter(b, i, end, original)
+    if (next < 0) return FALLBACK
+    i = skip(b, next, end)
   }
 
   const v = i + 4
   if (repeats(b, v, end, dstFrom, dstTo)) {
     reply.src = original.dst
-    after = v + (dstTo - dstFrom)
   } else {
     if (addressFamily(b, v, end) !== family) return FALLBACK
-    reply.src = compact ? cachedAddress(b, v, after) : ascii(b, v, after)
+    reply.src = address(b, v, scanEnd, compact)
   }
-  i = skip(b, after, end)
+  i = skip(b, scanEnd, end)
   if (!isKey(b, i, end, K_DST)) return FALLBACK
   const w = i + 4
   if (repeats(b, w, end, srcFrom, srcTo)) {
     reply.dst = original.src
-    after = w + (srcTo - srcFrom)
   } else {
     if (addressFamily(b, w, end) !== family) return FALLBACK
-    reply.dst = compact ? cachedAddress(b, w, after) : ascii(b, w, after)
+    reply.dst = address(b, w, scanEnd, compact)
   }
-  i = ports(b, skip(b, after, end), end, reply)
+  i = ports(b, skip(b, scanEnd, end), end, reply)
   if (i < 0) return FALLBACK
 
   // What follows the reply tuple, in any order.
   while (i < end) {
-    if (trailer(b, i, end) < 0) return FALLBACK
-    i = skip(b, after, end)
+    const next = trailer(b, i, end)
+    if (next < 0) return FALLBACK
+    i = skip(b, next, end)
   }
 
   flow.family = family === IPV4 ? "ipv4" : "ipv6"
@@ -292,101 +242,129 @@ const ports = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => 
   if (!isKey(b, i, end, K_SPORT)) return -1
   const sport = decimal(b, i + 6, end)
   if (sport < 0 || sport > 65535) return -1
-  i = skip(b, after, end)
+  i = skip(b, scanEnd, end)
   if (!isKey(b, i, end, K_DPORT)) return -1
   const dport = decimal(b, i + 6, end)
   if (dport < 0 || dport > 65535) return -1
   tuple.sport = sport
   tuple.dport = dport
-  return skip(b, after, end)
+  return skip(b, scanEnd, end)
 }
 
-/** packets=N or bytes=N of `tuple` at `i` (its end in `after`), or -1. */
+/** packets=N or bytes=N of `tuple` at `i`. */
 const counter = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => {
-  if (isKey(b, i, end, K_PACKETS)) {
+  const first = b[i]
+  if (first === 112 /* p */ && isKey(b, i, end, K_PACKETS)) {
     const n = decimal(b, i + 8, end)
-    if (n >= 0) tuple.packets = n
-    return n
+    if (n < 0) return -1
+    tuple.packets = n
+    return scanEnd
   }
-  if (isKey(b, i, end, K_BYTES)) {
+  if (first === 98 /* b */ && isKey(b, i, end, K_BYTES)) {
     const n = decimal(b, i + 6, end)
-    if (n >= 0) tuple.bytes = n
-    return n
+    if (n < 0) return -1
+    tuple.bytes = n
+    return scanEnd
   }
   return -1
 }
 
-/** The flag `k` at `i` ends there (into `after`): -1 if more follows it before a space. */
+/** The end of the flag `k` at `i`, if it ends there (at a space or `end`). */
 const flagEnd = (b: Buffer, i: number, end: number, k: Key): number => {
-  after = i + k.length
-  return after < end && b[after] !== SPACE ? -1 : 0
+  const e = i + k.length
+  return e < end && b[e] !== SPACE ? -1 : e
 }
 
-/** A 32-bit number, or -1. */
+/** A 32-bit number from `v`, or -1. */
 const u32 = (b: Buffer, v: number, end: number): number => {
   const n = decimal(b, v, end)
   return n > 0xffffffff ? -1 : n
 }
 
-/** One field or flag after the reply tuple (its end in `after`): -1 if it is not one this reader takes. */
+/** A number from `v` of at most `max`, or -1. */
+const upTo = (b: Buffer, v: number, end: number, max: number): number => {
+  const n = decimal(b, v, end)
+  return n > max ? -1 : n
+}
+
+/** One field or flag after the reply tuple. */
 const trailer = (b: Buffer, i: number, end: number): number => {
   switch (b[i]) {
     case 91 /* [ */:
       if (isKey(b, i, end, K_ASSURED)) {
-        flow.assured = true
-        return flagEnd(b, i, end, K_ASSURED)
+        const e = flagEnd(b, i, end, K_ASSURED)
+        if (e >= 0) flow.assured = true
+        return e
       }
       if (isKey(b, i, end, K_OFFLOAD)) {
-        flow.offload = true
-        return flagEnd(b, i, end, K_OFFLOAD)
+        const e = flagEnd(b, i, end, K_OFFLOAD)
+        if (e >= 0) flow.offload = true
+        return e
       }
       if (isKey(b, i, end, K_UNREPLIED)) {
-        flow.unreplied = true
-        return flagEnd(b, i, end, K_UNREPLIED)
+        const e = flagEnd(b, i, end, K_UNREPLIED)
+        if (e >= 0) flow.unreplied = true
+        return e
       }
       if (isKey(b, i, end, K_HW_OFFLOAD)) {
-        flow.hwOffload = true
-        return flagEnd(b, i, end, K_HW_OFFLOAD)
+        const e = flagEnd(b, i, end, K_HW_OFFLOAD)
+        if (e >= 0) flow.hwOffload = true
+        return e
       }
       return -1
     case 109 /* m */:
-      if (!isKey(b, i, end, K_MARK)) return -1
-      flow.mark = u32(b, i + 5, end)
-      return flow.mark
+      {
+        const n = isKey(b, i, end, K_MARK) ? u32(b, i + 5, end) : -1
+        if (n < 0) return -1
+        flow.mark = n
+        return scanEnd
+      }
     case 117 /* u */:
-      if (!isKey(b, i, end, K_USE)) return -1
-      flow.use = u32(b, i + 4, end)
-      return flow.use
+      {
+        const n = isKey(b, i, end, K_USE) ? u32(b, i + 4, end) : -1
+        if (n < 0) return -1
+        flow.use = n
+        return scanEnd
+      }
     case 105 /* i */:
-      if (!isKey(b, i, end, K_ID)) return -1
-      flow.id = u32(b, i + 3, end)
-      return flow.id
+      {
+        const n = isKey(b, i, end, K_ID) ? u32(b, i + 3, end) : -1
+        if (n < 0) return -1
+        flow.id = n
+        return scanEnd
+      }
     case 122 /* z */:
-      if (isKey(b, i, end, K_ZONE)) {
-        const zone = decimal(b, i + 5, end)
-        flow.zone = zone
-        return zone > 65535 ? -1 : zone
+      {
+        if (isKey(b, i, end, K_ZONE)) {
+          const n = upTo(b, i + 5, end, 65535)
+          if (n < 0) return -1
+          flow.zone = n
+          return scanEnd
+        }
+        const n = isKey(b, i, end, K_ZONE_REPLY) ? upTo(b, i + 11, end, 65535) : -1
+        if (n < 0) return -1
+        reply.zone = n
+        return scanEnd
       }
-      if (isKey(b, i, end, K_ZONE_REPLY)) {
-        const zone = decimal(b, i + 11, end)
-        reply.zone = zone
-        return zone > 65535 ? -1 : zone
-      }
-      return -1
     case 100 /* d */:
-      if (!isKey(b, i, end, K_DELTA_TIME)) return -1
-      flow.deltaTime = decimal(b, i + 11, end)
-      return flow.deltaTime
-    case 115 /* s */:
-      if (isKey(b, i, end, K_SECCTX)) {
-        if (i + 7 >= end || b[i + 7] === SPACE) return -1
-        flow.secctx = texts.getToken(b, i + 7, end)
-        after = texts.end
-        return 0
+      {
+        const n = isKey(b, i, end, K_DELTA_TIME) ? decimal(b, i + 11, end) : -1
+        if (n < 0) return -1
+        flow.deltaTime = n
+        return scanEnd
       }
-      if (!isKey(b, i, end, K_SECMARK)) return -1
-      flow.secmark = u32(b, i + 8, end)
-      return flow.secmark
+    case 115 /* s */:
+      {
+        if (isKey(b, i, end, K_SECCTX)) {
+          if (i + 7 >= end || b[i + 7] === SPACE) return -1
+          flow.secctx = texts.getToken(b, i + 7, end)
+          return texts.end
+        }
+        const n = isKey(b, i, end, K_SECMARK) ? u32(b, i + 8, end) : -1
+        if (n < 0) return -1
+        flow.secmark = n
+        return scanEnd
+      }
     default:
       return counter(b, i, end, reply)
   }

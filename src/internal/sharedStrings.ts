@@ -1,9 +1,14 @@
 /**
- * One string per address seen lately, shared between the flows of a table.
+ * Strings shared between flows, for both readers: one per address seen lately (for flows kept long, as in a table),
+ * and free text that repeats from line to line.
  *
  * @internal
  */
 import { ascii } from "./ascii.js"
+import { WordCache } from "./bytes.js"
+
+/** Free text that repeats from line to line (secctx, helper). */
+export const texts = new WordCache(1024)
 
 /*
  * Addresses repeat (a server's address in every flow to it): a direct-mapped cache, indexed by a hash of the last
