@@ -1,7 +1,8 @@
 /**
- * Values read in place from a line's bytes, each up to the next space or `end` (nothing at or past `end` is read).
- * Each returns what it read, or that it is not one, and leaves where it stopped in `scanEnd`: the readers of both
- * parsers read a value and move on from there without making an object for the two.
+ * Values read in place from a line's bytes, each up to the next space or `end` (nothing at or past `end` is read),
+ * for both parsers. The value readers return what they read, or that it is not one, and leave where they stopped in
+ * `scanEnd` (`repeats` only when the bytes repeat): a reader reads a value and moves on from there without making an
+ * object for the two.
  *
  * @internal
  */

@@ -6,8 +6,8 @@
  * Anything else (another protocol, another order, a field or flag it does not know, a mistake, a line that may have
  * been cut) is handed back as FALLBACK, and the general reader reads the line from its start and says what is wrong.
  *
- * The readers of its fields return where the field ends, or -1 when it is not one this reader takes; they fill the
- * drafts only with what they checked.
+ * The readers of its fields return where the field ends (`ports`: where the next one starts), or -1 when it is not
+ * one this reader takes; they fill the drafts only with what they checked.
  *
  * Not re-entrant: one set of drafts serves every call.
  *
@@ -251,7 +251,7 @@ const ports = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => 
   return skip(b, scanEnd, end)
 }
 
-/** packets=N or bytes=N of `tuple` at `i`. */
+/** packets=N or bytes=N of `tuple` at `i`: where it ends, or -1. */
 const counter = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => {
   const first = b[i]
   if (first === 112 /* p */ && isKey(b, i, end, K_PACKETS)) {
@@ -269,7 +269,7 @@ const counter = (b: Buffer, i: number, end: number, tuple: TupleDraft): number =
   return -1
 }
 
-/** The end of the flag `k` at `i`, if it ends there (at a space or `end`). */
+/** The end of the flag `k` at `i`, if it ends there (at a space or `end`); else -1. */
 const flagEnd = (b: Buffer, i: number, end: number, k: Key): number => {
   const e = i + k.length
   return e < end && b[e] !== SPACE ? -1 : e
@@ -287,7 +287,7 @@ const upTo = (b: Buffer, v: number, end: number, max: number): number => {
   return n > max ? -1 : n
 }
 
-/** One field or flag after the reply tuple. */
+/** One field or flag after the reply tuple: where it ends, or -1. */
 const trailer = (b: Buffer, i: number, end: number): number => {
   switch (b[i]) {
     case 91 /* [ */:
