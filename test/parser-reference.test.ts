@@ -213,6 +213,8 @@ describe("the byte parser agrees with the string parser", () => {
       `${tcp} [stop=Wed \u20ac`,
       `${tcp} zone-reply=1 zone-origé=2`,
       `${tcp} dé!key=0x1`,
+      `${tcp} dékey=0x1`,
+      `[UPDATE] ${tcp} sé=1 d\u20ackey=0x2`,
       `${tcp} secctx=${"é".repeat(480)} id=3`,
       `${tcp} secctx=${"é".repeat(480)} id=3 [USERSPACE] portid=1 progname=\u00e9t\u00e9`
     ]

@@ -617,6 +617,12 @@ const greKey = (v: number, isSrc: boolean, i: number): string | undefined => {
 const field = (i: number, eq: number, first: number): string | undefined | typeof SLOW => {
   const b = c.b
   const v = eq + 1
+  // A key with non-ASCII bytes has another length in characters, by which the string parser tells keys apart
+  // ("dékey" is 5 characters, 6 bytes like "dstkey"): it decides.
+  if (hasHighByte(b, i, eq)) {
+    c.endFrom(v)
+    return SLOW
+  }
   switch (eq - i) {
     case 3:
       if (first === 115 /* s */ && b[i + 1] === 114 && b[i + 2] === 99) return src(v)
@@ -671,9 +677,9 @@ const field = (i: number, eq: number, first: number): string | undefined | typeo
       if (startsWith(b, i, eq, W_DELTA_TIME)) return deltaTime(v)
       break
   }
-  // An unknown key: ignored. One with non-ASCII bytes might be a known key's length in characters.
+  // An unknown key: ignored.
   c.endFrom(v)
-  return hasHighByte(b, i, eq) ? SLOW : undefined
+  return undefined
 }
 
 /** src= starts a tuple: the original, then the reply. */
