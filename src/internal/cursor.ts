@@ -5,7 +5,7 @@
  * @internal
  */
 import { SPACE, text } from "./bytes.js"
-import { addressFamily, decimal, scanEnd } from "./scan.js"
+import { addressFamily, decimal, scanEnd, skipSpaces } from "./scan.js"
 
 export class Cursor {
   b: Buffer = Buffer.alloc(0)
@@ -26,11 +26,7 @@ export class Cursor {
 
   /** Moves `i` past the spaces at or after `from`. */
   skipSpaces(from: number): void {
-    const b = this.b
-    const limit = this.limit
-    let k = from
-    while (k < limit && b[k] === SPACE) k++
-    this.i = k
+    this.i = skipSpaces(this.b, from, this.limit)
   }
 
   /** The next token: past the spaces after the current one. */

@@ -5,6 +5,8 @@
  * It accepts only lines the general reader (`./parse.ts`) accepts, and makes the same flows with the same constructors.
  * Anything else (another protocol, another order, a field or flag it does not know, a mistake, a line that may have
  * been cut) is handed back as FALLBACK, and the general reader reads the line from its start and says what is wrong.
+ * A line given up late (a field it does not take at its end, such as `labels=` or `[start=...]`) is read twice: such
+ * lines are rare, and most lines it does not take are given up at their first words.
  *
  * The readers of its fields return where the field ends (`ports`: where the next one starts), or -1 when it is not
  * one this reader takes; they fill the drafts only with what they checked.
@@ -24,6 +26,9 @@ import { knownState } from "./states.js"
 
 /** The line is not one this reader takes. */
 export const FALLBACK = undefined
+
+const U16 = 0xffff
+const U32 = 0xffffffff
 
 /** A margin below conntrack's 1023-byte cut (`MAX_FLOW_TEXT`): longer lines go to the general reader. */
 const LONGEST = 1000
@@ -192,14 +197,13 @@ export const readStraight = (
     const first = b[i]
     if (first === 115 /* s */ && isKey(b, i, end, K_SRC)) break
     let next: number
-    if (first === 122 /* z */ && isKey(b, i, end, K_ZONE_ORIG)) {
-      const zone = decimal(b, i + 10, end)
-      if (zone < 0 || zone > 65535) return FALLBACK
-      original.zone = zone
-      next = scanEnd
-    } else if (first === 91 /* [ */ && isKey(b, i, end, K_UNREPLIED)) {
-      next = flagEnd(b, i, end, K_UNREPLIED)
-      flow.unreplied = true
+    if (first === 122 /* z */) {
+      const zone = numberAt(b, i, end, K_ZONE_ORIG, U16)
+      if (zone >= 0) original.zone = zone
+      next = zone < 0 ? -1 : scanEnd
+    } else if (first === 91 /* [ */) {
+      next = flagAt(b, i, end, K_UNREPLIED)
+      if (next >= 0) flow.unreplied = true
     } else next = counter(b, i, end, original)
     if (next < 0) return FALLBACK
     i = skip(b, next, end)
@@ -239,13 +243,11 @@ export const readStraight = (
 
 /** sport=N dport=N at `i`: where the next field starts, or -1. */
 const ports = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => {
-  if (!isKey(b, i, end, K_SPORT)) return -1
-  const sport = decimal(b, i + 6, end)
-  if (sport < 0 || sport > 65535) return -1
+  const sport = numberAt(b, i, end, K_SPORT, U16)
+  if (sport < 0) return -1
   i = skip(b, scanEnd, end)
-  if (!isKey(b, i, end, K_DPORT)) return -1
-  const dport = decimal(b, i + 6, end)
-  if (dport < 0 || dport > 65535) return -1
+  const dport = numberAt(b, i, end, K_DPORT, U16)
+  if (dport < 0) return -1
   tuple.sport = sport
   tuple.dport = dport
   return skip(b, scanEnd, end)
@@ -254,36 +256,37 @@ const ports = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => 
 /** packets=N or bytes=N of `tuple` at `i`: where it ends, or -1. */
 const counter = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => {
   const first = b[i]
-  if (first === 112 /* p */ && isKey(b, i, end, K_PACKETS)) {
-    const n = decimal(b, i + 8, end)
-    if (n < 0) return -1
-    tuple.packets = n
-    return scanEnd
-  }
-  if (first === 98 /* b */ && isKey(b, i, end, K_BYTES)) {
-    const n = decimal(b, i + 6, end)
-    if (n < 0) return -1
-    tuple.bytes = n
-    return scanEnd
-  }
-  return -1
+  const k = first === 112 /* p */ ? K_PACKETS : first === 98 /* b */ ? K_BYTES : undefined
+  const n = k === undefined ? -1 : numberAt(b, i, end, k, Number.MAX_SAFE_INTEGER)
+  if (n < 0) return -1
+  if (k === K_PACKETS) tuple.packets = n
+  else tuple.bytes = n
+  return scanEnd
 }
 
-/** The end of the flag `k` at `i`, if it ends there (at a space or `end`); else -1. */
-const flagEnd = (b: Buffer, i: number, end: number, k: Key): number => {
+/** The end of the flag `k` at `i`, if it is there and ends there (at a space or `end`); else -1. */
+const flagAt = (b: Buffer, i: number, end: number, k: Key): number => {
+  if (!isKey(b, i, end, k)) return -1
   const e = i + k.length
   return e < end && b[e] !== SPACE ? -1 : e
 }
 
-/** A 32-bit number from `v`, or -1. */
-const u32 = (b: Buffer, v: number, end: number): number => {
-  const n = decimal(b, v, end)
-  return n > 0xffffffff ? -1 : n
-}
+/** The flag that may follow the reply tuple at `i`, if it is one. */
+const trailingFlag = (b: Buffer, i: number, end: number): Key | undefined =>
+  isKey(b, i, end, K_ASSURED)
+    ? K_ASSURED
+    : isKey(b, i, end, K_OFFLOAD)
+      ? K_OFFLOAD
+      : isKey(b, i, end, K_UNREPLIED)
+        ? K_UNREPLIED
+        : isKey(b, i, end, K_HW_OFFLOAD)
+          ? K_HW_OFFLOAD
+          : undefined
 
-/** A number from `v` of at most `max`, or -1. */
-const upTo = (b: Buffer, v: number, end: number, max: number): number => {
-  const n = decimal(b, v, end)
+/** The number after the key `k` at `i` (its end in `scanEnd`), if the key is there and the number at most `max`; else -1. */
+const numberAt = (b: Buffer, i: number, end: number, k: Key, max: number): number => {
+  if (!isKey(b, i, end, k)) return -1
+  const n = decimal(b, i + k.length, end)
   return n > max ? -1 : n
 }
 
@@ -291,67 +294,50 @@ const upTo = (b: Buffer, v: number, end: number, max: number): number => {
 const trailer = (b: Buffer, i: number, end: number): number => {
   switch (b[i]) {
     case 91 /* [ */:
-      if (isKey(b, i, end, K_ASSURED)) {
-        const e = flagEnd(b, i, end, K_ASSURED)
-        if (e >= 0) flow.assured = true
+      {
+        const k = trailingFlag(b, i, end)
+        const e = k === undefined ? -1 : flagAt(b, i, end, k)
+        if (e < 0) return -1
+        if (k === K_ASSURED) flow.assured = true
+        else if (k === K_OFFLOAD) flow.offload = true
+        else if (k === K_UNREPLIED) flow.unreplied = true
+        else flow.hwOffload = true
         return e
       }
-      if (isKey(b, i, end, K_OFFLOAD)) {
-        const e = flagEnd(b, i, end, K_OFFLOAD)
-        if (e >= 0) flow.offload = true
-        return e
-      }
-      if (isKey(b, i, end, K_UNREPLIED)) {
-        const e = flagEnd(b, i, end, K_UNREPLIED)
-        if (e >= 0) flow.unreplied = true
-        return e
-      }
-      if (isKey(b, i, end, K_HW_OFFLOAD)) {
-        const e = flagEnd(b, i, end, K_HW_OFFLOAD)
-        if (e >= 0) flow.hwOffload = true
-        return e
-      }
-      return -1
     case 109 /* m */:
       {
-        const n = isKey(b, i, end, K_MARK) ? u32(b, i + 5, end) : -1
-        if (n < 0) return -1
-        flow.mark = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_MARK, U32)
+        if (n >= 0) flow.mark = n
+        return n < 0 ? -1 : scanEnd
       }
     case 117 /* u */:
       {
-        const n = isKey(b, i, end, K_USE) ? u32(b, i + 4, end) : -1
-        if (n < 0) return -1
-        flow.use = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_USE, U32)
+        if (n >= 0) flow.use = n
+        return n < 0 ? -1 : scanEnd
       }
     case 105 /* i */:
       {
-        const n = isKey(b, i, end, K_ID) ? u32(b, i + 3, end) : -1
-        if (n < 0) return -1
-        flow.id = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_ID, U32)
+        if (n >= 0) flow.id = n
+        return n < 0 ? -1 : scanEnd
       }
     case 122 /* z */:
       {
-        if (isKey(b, i, end, K_ZONE)) {
-          const n = upTo(b, i + 5, end, 65535)
-          if (n < 0) return -1
-          flow.zone = n
+        const zone = numberAt(b, i, end, K_ZONE, U16)
+        if (zone >= 0) {
+          flow.zone = zone
           return scanEnd
         }
-        const n = isKey(b, i, end, K_ZONE_REPLY) ? upTo(b, i + 11, end, 65535) : -1
-        if (n < 0) return -1
-        reply.zone = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_ZONE_REPLY, U16)
+        if (n >= 0) reply.zone = n
+        return n < 0 ? -1 : scanEnd
       }
     case 100 /* d */:
       {
-        const n = isKey(b, i, end, K_DELTA_TIME) ? decimal(b, i + 11, end) : -1
-        if (n < 0) return -1
-        flow.deltaTime = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_DELTA_TIME, Number.MAX_SAFE_INTEGER)
+        if (n >= 0) flow.deltaTime = n
+        return n < 0 ? -1 : scanEnd
       }
     case 115 /* s */:
       {
@@ -360,10 +346,9 @@ const trailer = (b: Buffer, i: number, end: number): number => {
           flow.secctx = texts.getToken(b, i + 7, end)
           return texts.end
         }
-        const n = isKey(b, i, end, K_SECMARK) ? u32(b, i + 8, end) : -1
-        if (n < 0) return -1
-        flow.secmark = n
-        return scanEnd
+        const n = numberAt(b, i, end, K_SECMARK, U32)
+        if (n >= 0) flow.secmark = n
+        return n < 0 ? -1 : scanEnd
       }
     default:
       return counter(b, i, end, reply)
