@@ -11,14 +11,14 @@
  * The readers of its fields return where the field ends (`ports`: where the next one starts), or -1 when it is not
  * one this reader takes; they fill the drafts only with what they checked.
  *
- * Not re-entrant: one set of drafts serves every call.
+ * Not re-entrant: one set of drafts serves every call. The space (32) and the ranges (0xffff, 0xffffffff) are written
+ * as literals, not named constants: see `./scan.ts` for why.
  *
  * @internal
  */
 import type { Flow } from "../Flow.js"
 import { IPV4, IPV6, NONE } from "./address.js"
 import { ascii } from "./ascii.js"
-import { SPACE } from "./bytes.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
 import { cachedAddress, texts } from "./sharedStrings.js"
@@ -26,12 +26,6 @@ import { knownState } from "./states.js"
 
 /** The line is not one this reader takes. */
 export const FALLBACK = undefined
-
-const U16 = 0xffff
-const U32 = 0xffffffff
-
-/** A margin below conntrack's 1023-byte cut (`MAX_FLOW_TEXT`): longer lines go to the general reader. */
-const LONGEST = 1000
 
 /** A key (or a flag) as 32-bit words of its bytes, first byte lowest, each with the mask of the bytes it holds. */
 interface Key {
@@ -119,7 +113,8 @@ export const readStraight = (
   events: boolean,
   compact: boolean
 ): Flow | typeof FALLBACK => {
-  if (end - start > LONGEST || end <= start || (b[end - 1] as number) <= SPACE) return FALLBACK
+  // Longer than 1,000 bytes: a margin below conntrack's 1023-byte cut (`MAX_FLOW_TEXT`), for the general reader.
+  if (end - start > 1000 || end <= start || (b[end - 1] as number) <= 32) return FALLBACK
   clearFlow(flow)
   let i = skip(b, start, end)
 
@@ -135,7 +130,7 @@ export const readStraight = (
           : undefined
     if (tag === undefined) return FALLBACK
     i += tag.length
-    if (i >= end || b[i] !== SPACE) return FALLBACK
+    if (i >= end || b[i] !== 32) return FALLBACK
     flow.type = tag === K_NEW ? "NEW" : tag === K_UPDATE ? "UPDATE" : "DESTROY"
     i = skip(b, i, end)
   } else if (events) return FALLBACK
@@ -167,7 +162,7 @@ export const readStraight = (
   }
   if (i < end && (b[i] as number) >= 65 && (b[i] as number) <= 90) {
     let e = i
-    while (e < end && b[e] !== SPACE) e++
+    while (e < end && b[e] !== 32) e++
     const state = knownState(b, i, e)
     if (state === undefined) return FALLBACK
     flow.state = state
@@ -198,7 +193,7 @@ export const readStraight = (
     if (first === 115 /* s */ && isKey(b, i, end, K_SRC)) break
     let next: number
     if (first === 122 /* z */) {
-      const zone = numberAt(b, i, end, K_ZONE_ORIG, U16)
+      const zone = numberAt(b, i, end, K_ZONE_ORIG, 0xffff)
       if (zone >= 0) original.zone = zone
       next = zone < 0 ? -1 : scanEnd
     } else if (first === 91 /* [ */) {
@@ -243,10 +238,10 @@ export const readStraight = (
 
 /** sport=N dport=N at `i`: where the next field starts, or -1. */
 const ports = (b: Buffer, i: number, end: number, tuple: TupleDraft): number => {
-  const sport = numberAt(b, i, end, K_SPORT, U16)
+  const sport = numberAt(b, i, end, K_SPORT, 0xffff)
   if (sport < 0) return -1
   i = skip(b, scanEnd, end)
-  const dport = numberAt(b, i, end, K_DPORT, U16)
+  const dport = numberAt(b, i, end, K_DPORT, 0xffff)
   if (dport < 0) return -1
   tuple.sport = sport
   tuple.dport = dport
@@ -268,7 +263,7 @@ const counter = (b: Buffer, i: number, end: number, tuple: TupleDraft): number =
 const flagAt = (b: Buffer, i: number, end: number, k: Key): number => {
   if (!isKey(b, i, end, k)) return -1
   const e = i + k.length
-  return e < end && b[e] !== SPACE ? -1 : e
+  return e < end && b[e] !== 32 ? -1 : e
 }
 
 /** The flag that may follow the reply tuple at `i`, if it is one. */
@@ -306,30 +301,30 @@ const trailer = (b: Buffer, i: number, end: number): number => {
       }
     case 109 /* m */:
       {
-        const n = numberAt(b, i, end, K_MARK, U32)
+        const n = numberAt(b, i, end, K_MARK, 0xffffffff)
         if (n >= 0) flow.mark = n
         return n < 0 ? -1 : scanEnd
       }
     case 117 /* u */:
       {
-        const n = numberAt(b, i, end, K_USE, U32)
+        const n = numberAt(b, i, end, K_USE, 0xffffffff)
         if (n >= 0) flow.use = n
         return n < 0 ? -1 : scanEnd
       }
     case 105 /* i */:
       {
-        const n = numberAt(b, i, end, K_ID, U32)
+        const n = numberAt(b, i, end, K_ID, 0xffffffff)
         if (n >= 0) flow.id = n
         return n < 0 ? -1 : scanEnd
       }
     case 122 /* z */:
       {
-        const zone = numberAt(b, i, end, K_ZONE, U16)
+        const zone = numberAt(b, i, end, K_ZONE, 0xffff)
         if (zone >= 0) {
           flow.zone = zone
           return scanEnd
         }
-        const n = numberAt(b, i, end, K_ZONE_REPLY, U16)
+        const n = numberAt(b, i, end, K_ZONE_REPLY, 0xffff)
         if (n >= 0) reply.zone = n
         return n < 0 ? -1 : scanEnd
       }
@@ -342,11 +337,11 @@ const trailer = (b: Buffer, i: number, end: number): number => {
     case 115 /* s */:
       {
         if (isKey(b, i, end, K_SECCTX)) {
-          if (i + 7 >= end || b[i + 7] === SPACE) return -1
+          if (i + 7 >= end || b[i + 7] === 32) return -1
           flow.secctx = texts.getToken(b, i + 7, end)
           return texts.end
         }
-        const n = numberAt(b, i, end, K_SECMARK, U32)
+        const n = numberAt(b, i, end, K_SECMARK, 0xffffffff)
         if (n >= 0) flow.secmark = n
         return n < 0 ? -1 : scanEnd
       }
