@@ -236,6 +236,17 @@ interface Numbered {
 /** The most events a chunk may hold to be folded where it is read (see `queued` in `make`). */
 const FOLD_IN_PLACE = 32
 
+/**
+ * Empties a chunk's array of flows once they are folded; the walker is the chunk's only reader. Effect's stream stages
+ * and queue keep references to what they handed on in objects of theirs that V8 has moved to its old generation and
+ * that are dead but not yet collected: until a full collection, each young-generation collection kept (and at its
+ * second, promoted) every flow those chunks held, though the table had replaced it. Replaying 1,000,000 events
+ * through `Conntrack.start`'s stream, scavenges took 860–980 ms in all, and 100–130 ms with the arrays emptied.
+ */
+const release = (flows: ReadonlyArray<Flow>): void => {
+  if (flows.length > 0) (flows as Array<Flow>).length = 0
+}
+
 /** Dump chunks (of 2,048 flows or a few more) that may wait to be folded: the rest of the queue is the events'. */
 const DUMP_AHEAD = 4
 
@@ -310,10 +321,11 @@ export const make = (
         // up to `eventBuffer` chunks ahead), into a resync nobody sees until the dump is in.
         // Changes are worked out as the dump folds only for subscribers there already are; one who joins meanwhile
         // gets them from `done` as a whole.
-        const resync = FlowTable.beginResync(yield* Ref.get(table), {
-          now: started,
-          changes: (yield* Ref.get(subscribers)) > 0
-        })
+        const listening = (yield* Ref.get(subscribers)) > 0
+        const resync = yield* Ref.modify(table, (t) => [
+          FlowTable.beginResync(t, { now: started, changes: listening }),
+          t
+        ])
         let dumped = 0
         let syncing = true
         // Event chunks handed to the queue and not folded yet. A small chunk (a read under steady load holds a few
@@ -342,7 +354,9 @@ export const make = (
           Queue.offer(arrivals, { _tag: "DumpEnd" })
         )
         const foldEvents = (flows: ReadonlyArray<Flow>, now: number) =>
-          fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes }), flows)
+          fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes, consume: true }), flows).pipe(
+            Effect.ensuring(Effect.sync(() => release(flows)))
+          )
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
         yield* feed(
           events.flows,
@@ -378,7 +392,14 @@ export const make = (
               folding = []
               if (chunks.length === 0) return Effect.void
               const flows = chunks.length === 1 ? (chunks[0] as ReadonlyArray<Flow>) : chunks.flat()
-              return foldEvents(flows, now).pipe(Effect.ensuring(Effect.sync(() => (queued -= chunks.length))))
+              return foldEvents(flows, now).pipe(
+                Effect.ensuring(
+                  Effect.sync(() => {
+                    queued -= chunks.length
+                    for (const chunk of chunks) release(chunk)
+                  })
+                )
+              )
             })
             for (const arrival of batch) {
               switch (arrival._tag) {
@@ -386,6 +407,7 @@ export const make = (
                   yield* dumpRoom.release(1)
                   dumped += arrival.flows.length
                   resync.addDump(arrival.flows, now)
+                  release(Chunk.toReadonlyArray(arrival.flows))
                   break
                 case "DumpEnd":
                   yield* synced(now)
@@ -395,6 +417,7 @@ export const make = (
                     const flows = Chunk.toReadonlyArray(arrival.flows)
                     yield* updateMetrics((labels) => countEvents(flows, labels))
                     resync.addEvents(flows, now)
+                    release(flows)
                     queued--
                   } else folding.push(Chunk.toReadonlyArray(arrival.flows))
                   break
@@ -449,6 +472,8 @@ export const make = (
         dropped: Ref.get(missed)
       }))
     const addReader = Ref.modify(table, FlowTable.addReader)
+    // The table is read only where it is current (folds consume the version they change): here, in one step.
+    const activeFlows = Ref.modify(table, (t) => [FlowTable.activeFlows(t), t])
     // Without an own reader, `walk` shows the active flows only (-1 is no reader's number).
     const own = options.ownReader === false ? yield* makeReader(-1) : yield* Effect.flatMap(addReader, makeReader)
 
@@ -457,7 +482,7 @@ export const make = (
       reader: Effect.acquireRelease(addReader, (id) => Ref.update(table, (t) => FlowTable.removeReader(t, id))).pipe(
         Effect.flatMap(makeReader)
       ),
-      flows: Effect.map(Ref.get(table), FlowTable.activeFlows),
+      flows: activeFlows,
       ready: Deferred.await(ready),
       status: Ref.get(status),
       changes: Stream.unwrapScoped(
@@ -466,8 +491,8 @@ export const make = (
             Ref.update(subscribers, (n) => n + 1),
             () => Ref.update(subscribers, (n) => n - 1)
           )
-          const [queue, snapshot, next] = yield* lock.withPermits(1)(
-            Effect.all([PubSub.subscribe(pubsub), Ref.get(table), Ref.get(published)])
+          const [queue, active, next] = yield* lock.withPermits(1)(
+            Effect.all([PubSub.subscribe(pubsub), activeFlows, Ref.get(published)])
           )
           let expected = next
           const live = Stream.fromQueue(queue).pipe(
@@ -483,10 +508,7 @@ export const make = (
               return missed > 0 ? Effect.zipRight(Metric.incrementBy(Metrics.changesDropped, missed), out) : out
             })
           )
-          return Stream.concat(
-            Stream.fromIterable(FlowTable.activeFlows(snapshot).map((flow) => FlowTable.Change.Upserted({ flow }))),
-            live
-          )
+          return Stream.concat(Stream.fromIterable(active.map((flow) => FlowTable.Change.Upserted({ flow }))), live)
         })
       )
     }

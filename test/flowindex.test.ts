@@ -74,6 +74,45 @@ describe("FlowIndex", () => {
     )
   })
 
+  it("an owned batch keeps no undo log: the version it edited is spent (reading it throws), the new one is right", () => {
+    const zero = FlowIndex.empty<number>()
+    const e = FlowIndex.edit(zero, 2)
+    e.set(1, 1)
+    e.set(2, 2)
+    const first = e.done()
+    const owned = FlowIndex.edit(first, 2, true)
+    owned.set(3, 3)
+    owned.remove(1)
+    expect(owned.get(1)).toBeUndefined()
+    const next = owned.done()
+    expect(contents(next)).toStrictEqual(
+      new Map([
+        [2, 2],
+        [3, 3]
+      ])
+    )
+    expect(next.size).toBe(2)
+    expect(() => FlowIndex.get(first, 2)).toThrow("a flow index version was read after its owner edited it")
+    // An older version reaches the newest through the spent one: it is spent too.
+    expect(() => contents(zero)).toThrow("read after its owner edited it")
+    // An owned batch that changes nothing leaves the version as it was.
+    const none = FlowIndex.edit(next, 1, true)
+    none.replace(2, 2, 2)
+    expect(none.done()).toBe(next)
+    expect(FlowIndex.get(next, 3)).toBe(3)
+    // A batch that rewrites the table copies it, owned or not: the version it started from stays readable.
+    const rewrite = FlowIndex.edit(next, Number.POSITIVE_INFINITY, true)
+    rewrite.set(4, 4)
+    const after = rewrite.done()
+    expect(contents(next)).toStrictEqual(
+      new Map([
+        [2, 2],
+        [3, 3]
+      ])
+    )
+    expect(FlowIndex.get(after, 4)).toBe(4)
+  })
+
   it("copies the map for a batch that rewrites the table, and leaves the version it started from readable", () => {
     const editor = FlowIndex.edit(FlowIndex.empty<number>(), 100_000)
     for (let k = 0; k < 100_000; k++) editor.set(k, k)

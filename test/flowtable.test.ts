@@ -617,6 +617,63 @@ describe("FlowTable properties", () => {
     )
   })
 
+  it("a fold that consumes the table it is given makes the same tables as one that does not", () => {
+    const event = fc.record({
+      id: fc.integer({ min: 1, max: 8 }),
+      state: fc.constantFrom("SYN_SENT", "ESTABLISHED", "TIME_WAIT", "CLOSE"),
+      type: fc.constantFrom("NEW" as const, "UPDATE" as const, "DESTROY" as const)
+    })
+    const step = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({ kind: fc.constant("fold" as const), flows: fc.array(event, { maxLength: 6 }) })
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("walk" as const), flows: fc.constant([]) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant("resync" as const), flows: fc.array(event, { maxLength: 6 }) })
+      }
+    )
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        // Two tables: a table folded with `consume` must be its caller's only reference.
+        let plain = start({ maxDead: 4, maxReported: 4 })
+        let consumed = start({ maxDead: 4, maxReported: 4 })
+        for (const { kind, flows } of steps) {
+          if (kind === "fold") {
+            const events = flows.map((e) => flow(e.id, e.state, e.type))
+            const a = FlowTable.applyAll(plain, events, { now: 1 })
+            const b = FlowTable.applyAll(consumed, events, { now: 1, consume: true })
+            expect(b.changes).toStrictEqual(a.changes)
+            plain = a.table
+            consumed = b.table
+          } else if (kind === "walk") {
+            const a = walked(plain)
+            const b = walked(consumed)
+            expect(b.report).toStrictEqual(a.report)
+            expect(b.dropped).toBe(a.dropped)
+            plain = a.next
+            consumed = b.next
+          } else {
+            const dump = flows.map((e) => flow(e.id, e.state))
+            plain = resync(plain, dump)
+            consumed = resync(consumed, dump)
+          }
+          expect(FlowTable.stats(consumed)).toStrictEqual(FlowTable.stats(plain))
+          expect(FlowTable.activeFlows(consumed)).toStrictEqual(FlowTable.activeFlows(plain))
+        }
+      }),
+      { numRuns: 1000 }
+    )
+  })
+
+  it("a fold that consumes its table leaves that table unreadable, and the tables before it", () => {
+    const first = fold(start(), [flow(1, "ESTABLISHED", "UPDATE")])
+    const second = FlowTable.applyAll(first, [flow(2, "ESTABLISHED", "UPDATE")], { consume: true }).table
+    expect(walked(second).report).toStrictEqual(["1:active", "2:active"])
+    expect(() => FlowTable.activeFlows(first)).toThrow("a flow index version was read after its owner edited it")
+  })
+
   it("the log of deaths never exceeds its bound, and a reader is told of every death it missed", () => {
     fc.assert(
       fc.property(fc.array(fc.nat(50), { maxLength: 200 }), fc.integer({ min: 1, max: 8 }), (ids, maxDead) => {
