@@ -1,5 +1,6 @@
 // Run by bench/instructions.sh under valgrind: `corpus DIR LINES` writes the rich corpora; `DIST FILE FORMAT` parses
-// FILE with DIST's byte parser in 1 MiB chunks (as `parse` reads) and fails unless every line is a flow.
+// FILE with DIST's byte parser in 1 MiB chunks, not compact (as `parse` reads; the walker reads compact), and fails
+// unless every line is a flow.
 import * as fs from "node:fs"
 import * as path from "node:path"
 

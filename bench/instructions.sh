@@ -3,10 +3,15 @@
 # swings 25-40% from run to run on these shared machines, the count repeats within 0.2%: weigh a parser change by it,
 # then confirm with `npm run bench`. The count includes compiling the parser (the same for both sides of a comparison).
 #
-#   bench/instructions.sh [BASE]    BASE: another build's dist directory (a copy of dist before the change), counted too
+#   bench/instructions.sh [BASE]
 #
-# Needs valgrind (apt-get install -y valgrind). About a minute for each build and format.
+# BASE: another build's dist, counted too. Make it inside this repository (where it finds the dependencies), e.g.
+# `cp -r dist dist-scratch` before the change. Needs valgrind (apt-get install -y valgrind). About a minute for each
+# build and format.
 set -eu
+command -v valgrind >/dev/null || { echo "bench/instructions.sh: needs valgrind (apt-get install -y valgrind)" >&2; exit 1; }
+base=""
+if [ $# -gt 0 ]; then base=$(cd "$1" && pwd); fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 lines=${INSTRUCTIONS_LINES:-200000}
 cd "$root"
@@ -16,16 +21,26 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 node bench/instructions-run.mjs corpus "$dir" "$lines"
 
+# The instructions of one run, or nothing unless it parsed exactly $4 lines.
 count() {
   valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file --cachegrind-out-file=/dev/null \
-    node --single-threaded bench/instructions-run.mjs "$1" "$2" "$3" 2>&1 |
-    awk '/I +refs/ { gsub(",", "", $NF); print $NF } /failed to parse/ { print "failed"; exit 1 }'
+    node --single-threaded bench/instructions-run.mjs "$1" "$2" "$3" >"$dir/out.txt" 2>&1 || true
+  awk -v want="$4" '/^parsed / { parsed = $2; seen = 1 } /I +refs/ { gsub(",", "", $NF); ir = $NF }
+    END { if (seen && parsed == want && ir != "") print ir }' "$dir/out.txt"
 }
 
-for dist in "$root/dist" ${1:+"$1"}; do
+failed() {
+  echo "bench/instructions.sh: the run of $1 on $2 failed:" >&2
+  grep -v "^==" "$dir/out.txt" | tail -5 >&2
+  exit 1
+}
+
+for dist in "$root/dist" ${base:+"$base"}; do
   for format in dump events; do
-    empty=$(count "$dist" "$dir/empty.txt" "$format")
-    full=$(count "$dist" "$dir/$format.txt" "$format")
+    empty=$(count "$dist" "$dir/empty.txt" "$format" 0)
+    [ -n "$empty" ] || failed "$dist" "an empty file"
+    full=$(count "$dist" "$dir/$format.txt" "$format" "$lines")
+    [ -n "$full" ] || failed "$dist" "$format"
     echo "instructions: $format: $(((full - empty) / lines)) a line ($dist, $lines rich lines, startup excluded)"
   done
 done

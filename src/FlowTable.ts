@@ -644,10 +644,11 @@ export interface ApplyOptions {
   /** Also return what changed (default true). */
   readonly changes?: boolean
   /**
-   * The caller holds the only reference to the table and will not read it again (default false), as a walker that
-   * keeps only its newest table: the fold then changes the table's indexes in place, without keeping what would turn
-   * them back. It costs less, and less garbage collection (see `internal/FlowIndex.ts`). Reading the old table's
-   * connections afterwards (a walk, `activeFlows`, another fold) throws.
+   * The caller will not read the table it passes again (default false), as a walker that keeps only its newest
+   * table: the fold may then change the table's connections in place, without keeping what would turn them back,
+   * which costs less work and less garbage collection (see `internal/FlowIndex.ts`). The table passed, and every table
+   * it shares its connections with (those it was made from, and what `walk`, `addReader` and `removeReader` made from
+   * it), must not be read afterwards: a walk, `active`, `activeFlows` or another fold of one of them may throw.
    */
   readonly consume?: boolean
 }

@@ -80,18 +80,20 @@ describe("FlowIndex", () => {
     e.set(1, 1)
     e.set(2, 2)
     const first = e.done()
-    const owned = FlowIndex.edit(first, 2, true)
+    const owned = FlowIndex.edit(first, 3, true)
     owned.set(3, 3)
+    owned.set(4, 4)
     owned.remove(1)
     expect(owned.get(1)).toBeUndefined()
     const next = owned.done()
     expect(contents(next)).toStrictEqual(
       new Map([
         [2, 2],
-        [3, 3]
+        [3, 3],
+        [4, 4]
       ])
     )
-    expect(next.size).toBe(2)
+    expect(next.size).toBe(3)
     expect(() => FlowIndex.get(first, 2)).toThrow("a flow index version was read after its owner edited it")
     // An older version reaches the newest through the spent one: it is spent too.
     expect(() => contents(zero)).toThrow("read after its owner edited it")
@@ -102,15 +104,16 @@ describe("FlowIndex", () => {
     expect(FlowIndex.get(next, 3)).toBe(3)
     // A batch that rewrites the table copies it, owned or not: the version it started from stays readable.
     const rewrite = FlowIndex.edit(next, Number.POSITIVE_INFINITY, true)
-    rewrite.set(4, 4)
+    rewrite.set(5, 5)
     const after = rewrite.done()
     expect(contents(next)).toStrictEqual(
       new Map([
         [2, 2],
-        [3, 3]
+        [3, 3],
+        [4, 4]
       ])
     )
-    expect(FlowIndex.get(after, 4)).toBe(4)
+    expect(FlowIndex.get(after, 5)).toBe(5)
   })
 
   it("copies the map for a batch that rewrites the table, and leaves the version it started from readable", () => {
