@@ -86,13 +86,12 @@ describe("FlowIndex", () => {
     owned.remove(1)
     expect(owned.get(1)).toBeUndefined()
     const next = owned.done()
-    expect(contents(next)).toStrictEqual(
-      new Map([
-        [2, 2],
-        [3, 3],
-        [4, 4]
-      ])
-    )
+    const nextContents = new Map([
+      [2, 2],
+      [3, 3],
+      [4, 4]
+    ])
+    expect(contents(next)).toStrictEqual(nextContents)
     expect(next.size).toBe(3)
     expect(() => FlowIndex.get(first, 2)).toThrow("a flow index version was read after its owner edited it")
     // An older version reaches the newest through the spent one: it is spent too.
@@ -106,13 +105,7 @@ describe("FlowIndex", () => {
     const rewrite = FlowIndex.edit(next, Number.POSITIVE_INFINITY, true)
     rewrite.set(5, 5)
     const after = rewrite.done()
-    expect(contents(next)).toStrictEqual(
-      new Map([
-        [2, 2],
-        [3, 3],
-        [4, 4]
-      ])
-    )
+    expect(contents(next)).toStrictEqual(nextContents)
     expect(FlowIndex.get(after, 5)).toBe(5)
   })
 
