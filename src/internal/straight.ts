@@ -19,6 +19,19 @@
 import type { Flow } from "../Flow.js"
 import { IPV4, IPV6, NONE } from "./address.js"
 import { ascii } from "./ascii.js"
+import {
+  familyOf,
+  forget,
+  forgetId,
+  keep,
+  lengthOf,
+  lookup,
+  originalOf,
+  plainOf,
+  replyOf,
+  trailingId,
+  unrepliedOf
+} from "./eventTuples.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
 import { cachedAddress, texts } from "./sharedStrings.js"
@@ -169,23 +182,85 @@ export const readStraight = (
     i = skip(b, e, end)
   }
 
-  // The original tuple, what may follow it, and the reply tuple.
+  // The original tuple, what may follow it, and the reply tuple: read, or taken from the connection's last event.
+  if (!isKey(b, i, end, K_SRC)) return FALLBACK
   clearTuple(original)
   clearTuple(reply)
-  if (!isKey(b, i, end, K_SRC)) return FALLBACK
+  const tuplesFrom = i
+  const id = events && compact ? trailingId(b, start, end) : -1
+  const kept = id < 0 ? -1 : lookup(b, i, end, id)
+  let family: number
+  if (kept >= 0) {
+    family = familyOf(kept)
+    if (declared !== NONE && declared !== family) return FALLBACK
+    if (unrepliedOf(kept)) flow.unreplied = true
+    i = skip(b, i + lengthOf(kept), end)
+  } else {
+    i = tuples(b, i, end, declared, compact)
+    if (i < 0) return FALLBACK
+    family = tuplesFamily
+  }
+
+  // What follows the reply tuple, in any order.
+  while (i < end) {
+    const next = trailer(b, i, end)
+    if (next < 0) return FALLBACK
+    i = skip(b, next, end)
+  }
+
+  flow.family = family === IPV4 ? "ipv4" : "ipv6"
+  // The reply's zone and counters follow its ports, outside the bytes kept: a reply with them is made anew.
+  const plain = reply.zone === undefined && reply.packets === undefined && reply.bytes === undefined
+  if (kept >= 0) {
+    flow.original = originalOf(kept)
+    const known = replyOf(kept)
+    if (plain && plainOf(kept)) flow.reply = known
+    else {
+      reply.src = known.src
+      reply.dst = known.dst
+      reply.sport = known.sport
+      reply.dport = known.dport
+      flow.reply = makeTuple(reply)
+    }
+    if (flow.type === "DESTROY") forget(kept)
+  } else {
+    flow.original = makeTuple(original)
+    flow.reply = makeTuple(reply)
+    if (id >= 0) {
+      if (flow.type === "DESTROY") forgetId(id)
+      else keep(b, tuplesFrom, tuplesEnd, id, family, tuplesUnreplied, flow.original, flow.reply, plain)
+    }
+  }
+  return makeFlow(flow)
+}
+
+/**
+ * Of the tuples `tuples` read last: their family, where their bytes end (the reply's `dport=` value), and whether
+ * `[UNREPLIED]` stood between them.
+ */
+let tuplesFamily = NONE
+let tuplesEnd = 0
+let tuplesUnreplied = false
+
+/**
+ * The original tuple, what may follow it, and the reply tuple, from the original's `src=` at `i`, into the drafts:
+ * where the next field starts, or -1.
+ */
+const tuples = (b: Buffer, i: number, end: number, declared: number, compact: boolean): number => {
+  let unreplied = false
   const srcFrom = i + 4
   const family = addressFamily(b, srcFrom, end)
   const srcTo = scanEnd
-  if (family === NONE || (declared !== NONE && declared !== family)) return FALLBACK
+  if (family === NONE || (declared !== NONE && declared !== family)) return -1
   original.src = address(b, srcFrom, srcTo, compact)
   i = skip(b, srcTo, end)
-  if (!isKey(b, i, end, K_DST)) return FALLBACK
+  if (!isKey(b, i, end, K_DST)) return -1
   const dstFrom = i + 4
-  if (addressFamily(b, dstFrom, end) !== family) return FALLBACK
+  if (addressFamily(b, dstFrom, end) !== family) return -1
   const dstTo = scanEnd
   original.dst = address(b, dstFrom, dstTo, compact)
   i = ports(b, skip(b, dstTo, end), end, original)
-  if (i < 0) return FALLBACK
+  if (i < 0) return -1
 
   // What may follow the original tuple, up to the reply's src=.
   for (;;) {
@@ -198,9 +273,9 @@ export const readStraight = (
       next = zone < 0 ? -1 : scanEnd
     } else if (first === 91 /* [ */) {
       next = flagAt(b, i, end, K_UNREPLIED)
-      if (next >= 0) flow.unreplied = true
+      if (next >= 0) flow.unreplied = unreplied = true
     } else next = counter(b, i, end, original)
-    if (next < 0) return FALLBACK
+    if (next < 0) return -1
     i = skip(b, next, end)
   }
 
@@ -208,32 +283,24 @@ export const readStraight = (
   if (repeats(b, v, end, dstFrom, dstTo)) {
     reply.src = original.dst
   } else {
-    if (addressFamily(b, v, end) !== family) return FALLBACK
+    if (addressFamily(b, v, end) !== family) return -1
     reply.src = address(b, v, scanEnd, compact)
   }
   i = skip(b, scanEnd, end)
-  if (!isKey(b, i, end, K_DST)) return FALLBACK
+  if (!isKey(b, i, end, K_DST)) return -1
   const w = i + 4
   if (repeats(b, w, end, srcFrom, srcTo)) {
     reply.dst = original.src
   } else {
-    if (addressFamily(b, w, end) !== family) return FALLBACK
+    if (addressFamily(b, w, end) !== family) return -1
     reply.dst = address(b, w, scanEnd, compact)
   }
   i = ports(b, skip(b, scanEnd, end), end, reply)
-  if (i < 0) return FALLBACK
-
-  // What follows the reply tuple, in any order.
-  while (i < end) {
-    const next = trailer(b, i, end)
-    if (next < 0) return FALLBACK
-    i = skip(b, next, end)
-  }
-
-  flow.family = family === IPV4 ? "ipv4" : "ipv6"
-  flow.original = makeTuple(original)
-  flow.reply = makeTuple(reply)
-  return makeFlow(flow)
+  if (i < 0) return -1
+  tuplesFamily = family
+  tuplesEnd = scanEnd
+  tuplesUnreplied = unreplied
+  return i
 }
 
 /** sport=N dport=N at `i`: where the next field starts, or -1. */
