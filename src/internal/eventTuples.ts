@@ -17,6 +17,7 @@ const SLOTS = 4096
 /** The most bytes a slot holds: tuples longer than this (long IPv6 addresses with NAT) are not kept. */
 const WIDTH = 256
 
+/** The slots' bytes: 1 MiB of zeroes, which the system maps only as slots are written. */
 const bytes = new Uint8Array(SLOTS * WIDTH)
 /** The length of the tuples' bytes in each slot; 0 for an empty slot. */
 const lengths = new Int32Array(SLOTS)
