@@ -4,10 +4,14 @@
  * join them. An event whose tuples repeat, byte for byte, those of the last event read with its id takes that event's
  * tuple objects instead of reading them again: what the bytes say was checked when they were read the first time.
  *
- * A direct-mapped cache indexed by the id: a slot holds the bytes of one line's tuples (from the original's `src=` to
- * the end of the reply's `dport=`), the id, and what they were read as. Only for compact reading (flows kept in a
- * table, where sharing the tuple objects between a connection's flows also saves memory). Not re-entrant, as the
- * reader.
+ * A direct-mapped cache indexed by a key of the line: its last 4 bytes, which in conntrack's `-o id` lines are the
+ * last digits of the connection's id (numbers the kernel draws from a hash). A slot holds the bytes of one line's
+ * tuples (from the original's `src=` to the end of the reply's `dport=`), the key, and what they were read as. The key
+ * only picks the slot: what is taken is decided by the bytes. Only for compact reading (flows kept in a table, where
+ * sharing the tuple objects between a connection's flows also saves memory). Not re-entrant, as the reader.
+ *
+ * The bytes are compared and copied with `Buffer` methods: a loop over a `Buffer` costs about 17 instructions a byte
+ * in Node 20, and copying a line's tuples that way cost more than reading them.
  *
  * @internal
  */
@@ -21,39 +25,55 @@ const WIDTH = 256
 const bytes = new Uint8Array(SLOTS * WIDTH)
 /** The length of the tuples' bytes in each slot; 0 for an empty slot. */
 const lengths = new Int32Array(SLOTS)
-const ids = new Float64Array(SLOTS)
+const keys = new Int32Array(SLOTS)
 const families = new Int32Array(SLOTS)
 const unreplied = new Uint8Array(SLOTS)
 const plain = new Uint8Array(SLOTS)
 const originals: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
 const replies: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
 
-/**
- * The id at the end of the line b[start, end) (`... id=N`), or -1 when the line does not end with one. Only a hint
- * for the lookup: the reader reads the id again where it reads the line's other fields.
+/** The key of the line b[start, end): its last 4 bytes as a number (0, no key, for a line of fewer). */
+export const lineKey = (b: Buffer, start: number, end: number): number =>
+  end - start < 4
+    ? 0
+    : (b[end - 4] as number) |
+      ((b[end - 3] as number) << 8) |
+      ((b[end - 2] as number) << 16) |
+      ((b[end - 1] as number) << 24)
+
+const slotOf = (key: number): number => Math.imul(key, 0x9e3779b1) >>> 20
+
+/*
+ * Keeping a line's tuples costs about as much as a tenth of reading the line, and pays only when a later event takes
+ * them (in a flood of connections that each print one event, none does). Each take earns one keep and each keep spends
+ * one, up to CREDIT in hand; with none left, one line in SPARSE is kept, and the takes of those earn the rest back.
  */
-export const trailingId = (b: Buffer, start: number, end: number): number => {
-  let k = end
-  while (k > start && (b[k - 1] as number) >= 48 && (b[k - 1] as number) <= 57) k--
-  if (k === end || end - k > 10 || k - 4 < start) return -1
-  if (b[k - 1] !== 61 || b[k - 2] !== 100 || b[k - 3] !== 105 || b[k - 4] !== 32) return -1
-  let n = 0
-  for (let j = k; j < end; j++) n = n * 10 + (b[j] as number) - 48
-  return n
-}
+const CREDIT = 64
+const SPARSE = 16
+let credit = CREDIT
+let skipped = 0
 
 /**
- * The slot of the tuples kept for `id` if the bytes at `i` repeat them and end there (at a space or `end`), else -1.
+ * The slot of the tuples kept for `key` if the bytes at `i` repeat them and end there (at a space or `end`), else -1.
  */
-export const lookup = (b: Buffer, i: number, end: number, id: number): number => {
-  const slot = id & (SLOTS - 1)
+export const lookup = (b: Buffer, i: number, end: number, key: number): number => {
+  const slot = slotOf(key)
   const n = lengths[slot] as number
-  if (n === 0 || ids[slot] !== id) return -1
+  if (n === 0 || keys[slot] !== key) return -1
   const stop = i + n
   if (stop > end || (stop < end && b[stop] !== 32)) return -1
   const at = slot * WIDTH
-  for (let k = 0; k < n; k++) if (b[i + k] !== bytes[at + k]) return -1
+  if (b.compare(bytes, at, at + n, i, stop) !== 0) return -1
+  if (credit < CREDIT) credit++
   return slot
+}
+
+/** Whether the line read now should keep its tuples. */
+export const worthKeeping = (): boolean => {
+  if (credit > 0) return true
+  if (++skipped < SPARSE) return false
+  skipped = 0
+  return true
 }
 
 /** Whether the reply kept in `slot` holds only what the bytes kept say (no zone or counters after its ports). */
@@ -70,14 +90,14 @@ export const unrepliedOf = (slot: number): boolean => unreplied[slot] === 1
 export const lengthOf = (slot: number): number => lengths[slot] as number
 
 /**
- * Keeps the tuples b[from, to) of the event with `id`, read as the rest of the arguments (`isPlain`: the reply holds
+ * Keeps the tuples b[from, to) of the event whose line has `key`, read as the rest of the arguments (`isPlain`: the reply holds
  * nothing read after these bytes).
  */
 export const keep = (
   b: Buffer,
   from: number,
   to: number,
-  id: number,
+  key: number,
   family: number,
   isUnreplied: boolean,
   original: Tuple,
@@ -86,11 +106,12 @@ export const keep = (
 ): void => {
   const n = to - from
   if (n > WIDTH || n <= 0) return
-  const slot = id & (SLOTS - 1)
+  if (credit > 0) credit--
+  const slot = slotOf(key)
   const at = slot * WIDTH
-  for (let k = 0; k < n; k++) bytes[at + k] = b[from + k] as number
+  b.copy(bytes, at, from, to)
   lengths[slot] = n
-  ids[slot] = id
+  keys[slot] = key
   families[slot] = family
   unreplied[slot] = isUnreplied ? 1 : 0
   plain[slot] = isPlain ? 1 : 0
@@ -98,10 +119,17 @@ export const keep = (
   replies[slot] = reply
 }
 
-/** Forgets the tuples kept for `id`, if any (the connection was destroyed). */
-export const forgetId = (id: number): void => {
-  const slot = id & (SLOTS - 1)
-  if (ids[slot] === id) forget(slot)
+/** Forgets the tuples kept for `key`, if any (the connection was destroyed). */
+export const forgetKey = (key: number): void => {
+  const slot = slotOf(key)
+  if (keys[slot] === key) forget(slot)
+}
+
+/** Empties the cache and restores its credit (for tests that count what is taken). */
+export const reset = (): void => {
+  for (let slot = 0; slot < SLOTS; slot++) forget(slot)
+  credit = CREDIT
+  skipped = 0
 }
 
 /** Forgets what `slot` holds (the connection was destroyed). */

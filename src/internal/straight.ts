@@ -22,15 +22,16 @@ import { ascii } from "./ascii.js"
 import {
   familyOf,
   forget,
-  forgetId,
+  forgetKey,
   keep,
   lengthOf,
+  lineKey,
   lookup,
   originalOf,
   plainOf,
   replyOf,
-  trailingId,
-  unrepliedOf
+  unrepliedOf,
+  worthKeeping
 } from "./eventTuples.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
@@ -187,8 +188,8 @@ export const readStraight = (
   clearTuple(original)
   clearTuple(reply)
   const tuplesFrom = i
-  const id = events && compact ? trailingId(b, start, end) : -1
-  const kept = id < 0 ? -1 : lookup(b, i, end, id)
+  const key = events && compact ? lineKey(b, start, end) : 0
+  const kept = key === 0 ? -1 : lookup(b, i, end, key)
   let family: number
   if (kept >= 0) {
     family = familyOf(kept)
@@ -226,9 +227,10 @@ export const readStraight = (
   } else {
     flow.original = makeTuple(original)
     flow.reply = makeTuple(reply)
-    if (id >= 0) {
-      if (flow.type === "DESTROY") forgetId(id)
-      else keep(b, tuplesFrom, tuplesEnd, id, family, tuplesUnreplied, flow.original, flow.reply, plain)
+    if (key !== 0) {
+      if (flow.type === "DESTROY") forgetKey(key)
+      else if (worthKeeping())
+        keep(b, tuplesFrom, tuplesEnd, key, family, tuplesUnreplied, flow.original, flow.reply, plain)
     }
   }
   return makeFlow(flow)
