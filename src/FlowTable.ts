@@ -136,17 +136,21 @@ export const empty = (options: TableOptions = {}): FlowTable =>
     }
   })
 
-/** Whether two original tuples name the same connection (addresses, ports or ICMP ids, keys, zone). */
+/**
+ * Whether two original tuples name the same connection (addresses, ports or ICMP ids, keys, zone). The parser gives a
+ * connection's events the same tuple objects when their bytes repeat: those are the same at once.
+ */
 export const sameConnection = (a: Tuple, b: Tuple): boolean =>
-  a.src === b.src &&
-  a.dst === b.dst &&
-  a.sport === b.sport &&
-  a.dport === b.dport &&
-  a.type === b.type &&
-  a.id === b.id &&
-  a.srckey === b.srckey &&
-  a.dstkey === b.dstkey &&
-  a.zone === b.zone
+  a === b ||
+  (a.src === b.src &&
+    a.dst === b.dst &&
+    a.sport === b.sport &&
+    a.dport === b.dport &&
+    a.type === b.type &&
+    a.id === b.id &&
+    a.srckey === b.srckey &&
+    a.dstkey === b.dstkey &&
+    a.zone === b.zone)
 
 const findIn = <A>(slot: Slot<A> | undefined, is: (a: A) => boolean): A | undefined => {
   if (slot === undefined) return undefined
