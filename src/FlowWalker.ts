@@ -280,28 +280,29 @@ export const make = (
     const status = yield* Ref.make<Status>({ ready: false, synced: false, failures: 0 })
     yield* Metric.set(Metrics.walkerReady, 0)
 
-    /** Folds under the lock; `events`, when given, are the events folded, counted with the fold's other metrics. */
-    const fold = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded, events?: ReadonlyArray<Flow>) =>
-      lock.withPermits(1)(
-        Effect.gen(function* () {
-          const listening = (yield* Ref.get(subscribers)) > 0
-          const result = yield* Ref.modify(table, (t) => {
-            const r = f(t, listening)
-            return [r, r.table]
-          })
-          yield* updateMetrics((labels) => {
-            if (events !== undefined) countEvents(events, labels)
-            countFold(result, labels)
-          })
-          if (listening && result.changes.length > 0) {
-            const first = yield* Ref.getAndUpdate(published, (n) => n + result.changes.length)
-            yield* PubSub.publishAll(
-              pubsub,
-              result.changes.map((change, k) => ({ seq: first + k, change }))
-            )
-          }
+    /** A fold, to run under the lock; `events`, when given, are the events folded, counted with its other metrics. */
+    const folding = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded, events?: ReadonlyArray<Flow>) =>
+      Effect.gen(function* () {
+        const listening = (yield* Ref.get(subscribers)) > 0
+        const result = yield* Ref.modify(table, (t) => {
+          const r = f(t, listening)
+          return [r, r.table]
         })
-      )
+        yield* updateMetrics((labels) => {
+          if (events !== undefined) countEvents(events, labels)
+          countFold(result, labels)
+        })
+        if (listening && result.changes.length > 0) {
+          const first = yield* Ref.getAndUpdate(published, (n) => n + result.changes.length)
+          yield* PubSub.publishAll(
+            pubsub,
+            result.changes.map((change, k) => ({ seq: first + k, change }))
+          )
+        }
+      })
+    /** Folds under the lock. */
+    const fold = (f: (t: FlowTable.FlowTable, changes: boolean) => FlowTable.Folded, events?: ReadonlyArray<Flow>) =>
+      lock.withPermits(1)(folding(f, events))
 
     const session = Effect.scoped(
       Effect.gen(function* () {
@@ -327,9 +328,9 @@ export const make = (
         let syncing = true
         // Event chunks handed to the queue and not folded yet. Once the dump is in and none is left, a chunk folds in
         // the fiber that read it: handing it to another fiber cost more than the fold of a read under steady load
-        // (about 50 µs a read here), and 6% of the walker's instructions in a flood of 64 KiB reads (counted with
-        // valgrind). While the dump runs, events go through the queue, so that reading runs ahead of the resync.
-        // Either way the events fold in the order read.
+        // (about 50 µs a read here), and about 1,200 instructions an event (6%) in a flood of 64 KiB reads (counted
+        // with valgrind). While the dump runs, or while a subscriber's snapshot holds the lock, events go through the
+        // queue, so that reading runs ahead. Either way the events fold in the order read.
         let queued = 0
         // Both outputs go through one queue, in the order they arrive: the events keep being read while conntrack -L
         // runs (up to `eventBuffer` chunks ahead), and a feed that ends puts its cause in line behind what it read.
@@ -351,20 +352,27 @@ export const make = (
           (flows) => Effect.zipRight(dumpRoom.take(1), Queue.offer(arrivals, { _tag: "Dump", flows })),
           Queue.offer(arrivals, { _tag: "DumpEnd" })
         )
-        const foldEvents = (flows: ReadonlyArray<Flow>, now: number) =>
-          fold((t, changes) => FlowTable.applyAll(t, flows, { now, changes, consume: true }), flows).pipe(
+        const eventsFold = (flows: ReadonlyArray<Flow>, now: number) =>
+          folding((t, changes) => FlowTable.applyAll(t, flows, { now, changes, consume: true }), flows).pipe(
             Effect.ensuring(Effect.sync(() => release(flows)))
           )
+        const foldEvents = (flows: ReadonlyArray<Flow>, now: number) => lock.withPermits(1)(eventsFold(flows, now))
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
         yield* feed(
           events.flows,
           (flows) =>
             Effect.suspend(() => {
-              if (!syncing && queued === 0) {
-                return Effect.flatMap(Clock.currentTimeMillis, (now) => foldEvents(Chunk.toReadonlyArray(flows), now))
-              }
-              queued++
-              return Queue.offer(arrivals, { _tag: "Events", flows })
+              const enqueue = Effect.suspend(() => {
+                queued++
+                return Queue.offer(arrivals, { _tag: "Events", flows })
+              })
+              if (syncing || queued > 0) return enqueue
+              // A subscriber taking its snapshot holds the lock: reading goes on meanwhile, through the queue.
+              return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                lock
+                  .withPermitsIfAvailable(1)(eventsFold(Chunk.toReadonlyArray(flows), now))
+                  .pipe(Effect.flatMap((folded) => (Option.isSome(folded) ? Effect.void : enqueue)))
+              )
             }),
           Effect.void
         )

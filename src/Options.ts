@@ -71,8 +71,9 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
    * How far reading may run ahead of folding, in chunks of events (up to 64 KiB, about 250 events, each; while a dump
    * runs, up to 4 chunks of its flows, 2,048 or a few more each, wait besides). Past it the walker stops reading,
    * conntrack blocks on its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default
-   * 512 (about 128,000 events: seconds of a busy host's events, tens of MB at most). Once the dump is in and no other
-   * chunk waits, a read is folded as soon as it is read, before the next read.
+   * 512 (about 128,000 events: seconds of a busy host's events, tens of MB at most). Reading runs ahead while the dump
+   * runs and while a `changes` subscriber takes its snapshot; otherwise, once the dump is in, each read is folded as
+   * soon as it is read, before the next read (on one thread, reading ahead would not fold any sooner).
    */
   readonly eventBuffer?: number
   /** How many changes a slow `changes` subscriber may fall behind before it loses the oldest. Default 65,536. */

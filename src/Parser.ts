@@ -35,9 +35,9 @@ export interface ParseOptions {
    * between the flows parsed, for flows that are kept long, as in a table; without it, only a reply's addresses that
    * repeat its original's are shared (a lookup costs more than the string for flows thrown away). States and repeated
    * words (secctx, helper) are shared either way, and strings are never slices of the line or of the chunk it was
-   * read in. Events are also read in the light of their connection's last event: a line whose tuples repeat, byte for
-   * byte, those of the last event with its id shares that event's tuple objects (kept for up to 4,096 ids, in 1 MiB
-   * that the system maps only as events are kept).
+   * read in. An event whose tuples repeat, byte for byte, those of its connection's last event may share that event's
+   * tuple objects (a cache of 4,096 slots, in 1 MiB that the system maps only as events are kept): flows are values,
+   * not to be changed.
    */
   readonly compact?: boolean
 }

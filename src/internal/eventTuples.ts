@@ -10,8 +10,8 @@
  * only picks the slot: what is taken is decided by the bytes. Only for compact reading (flows kept in a table, where
  * sharing the tuple objects between a connection's flows also saves memory). Not re-entrant, as the reader.
  *
- * The bytes are compared and copied with `Buffer` methods: a loop over a `Buffer` costs about 17 instructions a byte
- * in Node 20, and copying a line's tuples that way cost more than reading them.
+ * The bytes are compared and copied with `Buffer` methods: in Node 20 a loop copying them byte by byte ran about 17
+ * instructions a byte (2,500 a line), three times what `Buffer.copy` runs.
  *
  * @internal
  */
