@@ -352,11 +352,11 @@ export const make = (
           (flows) => Effect.zipRight(dumpRoom.take(1), Queue.offer(arrivals, { _tag: "Dump", flows })),
           Queue.offer(arrivals, { _tag: "DumpEnd" })
         )
-        const eventsFold = (flows: ReadonlyArray<Flow>, now: number) =>
+        const foldingEvents = (flows: ReadonlyArray<Flow>, now: number) =>
           folding((t, changes) => FlowTable.applyAll(t, flows, { now, changes, consume: true }), flows).pipe(
             Effect.ensuring(Effect.sync(() => release(flows)))
           )
-        const foldEvents = (flows: ReadonlyArray<Flow>, now: number) => lock.withPermits(1)(eventsFold(flows, now))
+        const foldEvents = (flows: ReadonlyArray<Flow>, now: number) => lock.withPermits(1)(foldingEvents(flows, now))
         // The event side only ends by failing (an event stream that ends is a failure, see Conntrack.start).
         yield* feed(
           events.flows,
@@ -370,7 +370,7 @@ export const make = (
               // A subscriber taking its snapshot holds the lock: reading goes on meanwhile, through the queue.
               return Effect.flatMap(Clock.currentTimeMillis, (now) =>
                 lock
-                  .withPermitsIfAvailable(1)(eventsFold(Chunk.toReadonlyArray(flows), now))
+                  .withPermitsIfAvailable(1)(foldingEvents(Chunk.toReadonlyArray(flows), now))
                   .pipe(Effect.flatMap((folded) => (Option.isSome(folded) ? Effect.void : enqueue)))
               )
             }),

@@ -1,7 +1,7 @@
 /**
  * The tuples of a connection's last event, for the straight reader: `conntrack -E` prints a connection's tuples again
  * in each of its events (NEW, then an UPDATE for each state, then DESTROY), byte for byte the same until counters
- * join them. An event whose tuples repeat, byte for byte, those of the last event read with its id takes that event's
+ * join them. An event whose tuples repeat, byte for byte, those kept for its line's key takes that event's
  * tuple objects instead of reading them again: what the bytes say was checked when they were read the first time.
  *
  * A direct-mapped cache indexed by a key of the line: its last 4 bytes, which in conntrack's `-o id` lines are the
@@ -31,15 +31,6 @@ const unreplied = new Uint8Array(SLOTS)
 const plain = new Uint8Array(SLOTS)
 const originals: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
 const replies: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
-
-/** The key of the line b[start, end): its last 4 bytes as a number (0, no key, for a line of fewer). */
-export const lineKey = (b: Buffer, start: number, end: number): number =>
-  end - start < 4
-    ? 0
-    : (b[end - 4] as number) |
-      ((b[end - 3] as number) << 8) |
-      ((b[end - 2] as number) << 16) |
-      ((b[end - 1] as number) << 24)
 
 const slotOf = (key: number): number => Math.imul(key, 0x9e3779b1) >>> 20
 

@@ -25,7 +25,6 @@ import {
   forgetKey,
   keep,
   lengthOf,
-  lineKey,
   lookup,
   originalOf,
   plainOf,
@@ -83,6 +82,12 @@ const isKey = (b: Buffer, i: number, end: number, k: Key): boolean =>
   i + k.length <= end &&
   (word(b, i) & k.m0) === k.w0 &&
   (k.length <= 4 || ((word(b, i + 4) & k.m1) === k.w1 && (k.length <= 8 || (word(b, i + 8) & k.m2) === k.w2)))
+
+/**
+ * The key of the line b[start, end) in the cache of event tuples: its last 4 bytes as a number (0, no key, for a line
+ * of fewer). In conntrack's `-o id` lines they are the last digits of the connection's id.
+ */
+const lineKey = (b: Buffer, start: number, end: number): number => (end - start < 4 ? 0 : word(b, end - 4))
 
 const K_NEW = key("[NEW]")
 const K_UPDATE = key("[UPDATE]")
