@@ -733,9 +733,8 @@ describe("FlowWalker under load (correct-under-load issue)", () => {
 
   it.effect("events fold in the order read: a small read does not overtake a large one still queued", () => {
     // Connection 2 moves up through its states. Each even state comes in a large read (50 lines of other connections
-    // with it: it goes through the queue), the next odd state right after in a read of its own (small: it may fold
-    // where it is read, once nothing waits). A subscriber sees every state in turn; a state folded ahead of an
-    // earlier one would hide that one (an entry only moves forward).
+    // with it), the next odd state right after in a read of its own. A subscriber sees every state in turn; a state
+    // folded ahead of an earlier one would hide that one (an entry only moves forward).
     const states = ["SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
     const large = (k: number, state: string) => ({
       stdout: [
