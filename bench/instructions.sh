@@ -2,6 +2,8 @@
 # Instructions the byte parser runs a line, counted by valgrind (cachegrind) with V8 in one thread. Unlike time, which
 # swings 25-40% from run to run on these shared machines, the count repeats within 0.2%: weigh a parser change by it,
 # then confirm with `npm run bench`. The count includes compiling the parser (the same for both sides of a comparison).
+# WebAssembly (the line scanner) is compiled by V8's optimizing tier at once (`--no-liftoff`): in one thread, V8 would
+# leave it in its baseline tier, which the scanner leaves after its first calls in a normal process.
 #
 #   bench/instructions.sh [BASE]
 #
@@ -24,7 +26,7 @@ node bench/instructions-run.mjs corpus "$dir" "$lines"
 # The instructions of one run, or nothing unless it parsed exactly $4 lines.
 count() {
   valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file --cachegrind-out-file=/dev/null \
-    node --single-threaded bench/instructions-run.mjs "$1" "$2" "$3" >"$dir/out.txt" 2>&1 || true
+    node --single-threaded --no-liftoff bench/instructions-run.mjs "$1" "$2" "$3" >"$dir/out.txt" 2>&1 || true
   awk -v want="$4" '/^parsed / { parsed = $2; seen = 1 } /I +refs/ { gsub(",", "", $NF); ir = $NF }
     END { if (seen && parsed == want && ir != "") print ir }' "$dir/out.txt"
 }

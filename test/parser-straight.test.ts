@@ -1,7 +1,7 @@
-// The straight reader (src/internal/straight.ts), which reads the common TCP and UDP lines before the general
-// reader gets to them, against the string parser (src/internal/reference.ts): whatever line it accepts, the string
-// parser accepts and makes the same flow (the same JSON, key order included); the lines conntrack prints most are
-// the ones it accepts.
+// The straight reader (src/internal/straight.ts) and the line scanner (src/internal/lineScanner.ts, WebAssembly),
+// which read the common TCP and UDP lines before the general reader gets to them, against the string parser
+// (src/internal/reference.ts): whatever line they accept, the string parser accepts and makes the same flow (the same
+// JSON, key order included); both take the same lines; the lines conntrack prints most are the ones they take.
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -9,11 +9,37 @@ import * as fc from "effect/FastCheck"
 import type { Flow } from "../src/Flow.js"
 import { formatDumpLine, formatEventLine } from "../src/Format.js"
 import * as eventTuples from "../src/internal/eventTuples.js"
+import * as lineScanner from "../src/internal/lineScanner.js"
 import { parseReference } from "../src/internal/reference.js"
 import { FALLBACK, readStraight } from "../src/internal/straight.js"
 import { MAX_FLOW_TEXT } from "../src/Parser.js"
 
 type Format = "dump" | "events"
+
+/** A fast reader of common lines: its flow for b[start, end), or FALLBACK; `reset` empties its kept tuples. */
+interface Reader {
+  readonly name: string
+  readonly read: (b: Buffer, start: number, end: number, events: boolean, compact: boolean) => Flow | typeof FALLBACK
+  readonly reset: () => void
+}
+const scanned = (b: Buffer, start: number, end: number, events: boolean, compact: boolean, ticket: number) =>
+  lineScanner.scan(b, start, end, events, ticket, events && compact) === 1
+    ? lineScanner.scannedFlow(b, start, end, compact, events && compact)
+    : FALLBACK
+const readers: ReadonlyArray<Reader> = [
+  { name: "the straight reader", read: readStraight, reset: eventTuples.reset },
+  {
+    // As a decoder reads: the chunk (here the line and the bytes around it) copied into the scanner's memory.
+    name: "the line scanner, in its chunk",
+    read: (b, start, end, events, compact) => scanned(b, start, end, events, compact, lineScanner.load(b)),
+    reset: lineScanner.resetKept
+  },
+  {
+    name: "the line scanner, the line copied alone",
+    read: (b, start, end, events, compact) => scanned(b, start, end, events, compact, 0),
+    reset: lineScanner.resetKept
+  }
+]
 
 /** Bytes around the line in its buffer: the reader must read none of them (they may carry on its last field). */
 interface Around {
@@ -32,8 +58,9 @@ const arounds: ReadonlyArray<Around> = [
   { before: "", after: "]" }
 ]
 
-/** The straight reader's flow for `line`, or FALLBACK; the line is written into a buffer between other bytes. */
-const straight = (
+/** A reader's flow for `line`, or FALLBACK; the line is written into a buffer between other bytes. */
+const readWith = (
+  reader: Reader,
   line: string,
   format: Format,
   compact: boolean,
@@ -41,22 +68,24 @@ const straight = (
 ): Flow | typeof FALLBACK => {
   const bytes = Buffer.from(`${before}${line}${after}`, "utf8")
   const start = Buffer.byteLength(before)
-  return readStraight(bytes, start, start + Buffer.byteLength(line), format === "events", compact)
+  return reader.read(bytes, start, start + Buffer.byteLength(line), format === "events", compact)
 }
 
-/** Whether the straight reader accepts `line`; if it does, the string parser made the same flow. */
+/** Whether the fast readers accept `line` (all or none of them); if they do, the string parser made the same flow. */
 const agrees = (line: string, format: Format, where: Around = arounds[0] as Around): boolean => {
   const decisions: Array<boolean> = []
-  for (const compact of [false, true]) {
-    const flow = straight(line, format, compact, where)
-    decisions.push(flow !== FALLBACK)
-    if (flow === FALLBACK) continue
-    const expected = parseReference(line, format === "events", compact)
-    expect(typeof expected === "string" ? `rejected: ${expected}` : expected).toStrictEqual(flow)
-    expect(JSON.stringify(flow)).toBe(JSON.stringify(expected))
+  for (const reader of readers) {
+    for (const compact of [false, true]) {
+      const flow = readWith(reader, line, format, compact, where)
+      decisions.push(flow !== FALLBACK)
+      if (flow === FALLBACK) continue
+      const expected = parseReference(line, format === "events", compact)
+      expect(typeof expected === "string" ? `rejected: ${expected}` : expected).toStrictEqual(flow)
+      expect(JSON.stringify(flow)).toBe(JSON.stringify(expected))
+    }
   }
-  // Sharing strings or not changes no decision.
-  expect(decisions[0]).toBe(decisions[1])
+  // Both readers take the same lines, and sharing strings or not changes no decision.
+  expect(new Set(decisions).size).toBe(1)
   return decisions[0] === true
 }
 
@@ -258,7 +287,11 @@ const realLines = (prefix: string) =>
         .filter((l) => l !== "")
     )
 
-describe("the straight reader", () => {
+describe("the straight reader and the line scanner", () => {
+  it("the line scanner runs here (WebAssembly)", () => {
+    expect(lineScanner.available).toBe(true)
+  })
+
   it("reads every common TCP and UDP line, and makes the string parser's flow", () => {
     fc.assert(
       fc.property(commonLine, around, ({ line, format }, where) => {
@@ -307,6 +340,120 @@ describe("the straight reader", () => {
     // cases that test it (about 5% of them).
     expect(accepted).toBeGreaterThan(runs / 50)
   })
+  it("takes each number up to its limit and no further, and only addresses the string parser takes", () => {
+    const base =
+      "tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.2 sport=1024 dport=80 zone-orig=1 packets=2 bytes=3 src=127.0.0.2 dst=127.0.0.1 sport=80 dport=1024 zone-reply=4 packets=5 bytes=6 [ASSURED] mark=7 secmark=8 zone=9 delta-time=10 use=11 id=12"
+    const limits: ReadonlyArray<readonly [string, number]> = [
+      ["sport=1024", 65535],
+      ["dport=80", 65535],
+      ["sport=80", 65535],
+      ["dport=1024", 65535],
+      ["zone-orig=1", 65535],
+      ["zone-reply=4", 65535],
+      ["zone=9", 65535],
+      ["mark=7", 4294967295],
+      ["secmark=8", 4294967295],
+      ["use=11", 4294967295],
+      ["id=12", 4294967295],
+      ["packets=2", Number.MAX_SAFE_INTEGER],
+      ["bytes=6", Number.MAX_SAFE_INTEGER],
+      ["delta-time=10", Number.MAX_SAFE_INTEGER],
+      ["431999", Number.MAX_SAFE_INTEGER]
+    ]
+    expect(agrees(base, "dump")).toBe(true)
+    for (const [field, limit] of limits) {
+      const key = field.includes("=") ? field.slice(0, field.indexOf("=") + 1) : ""
+      for (const [value, taken] of [
+        [`${limit}`, true],
+        [`${limit + 1}`, false],
+        [`0${limit}`, `0${limit}`.length <= 16],
+        ["00000000000000001", false],
+        // A timeout may be left out; no other number may.
+        ["", key === ""],
+        ["-1", false]
+      ] as const) {
+        const line = `${base} `.replace(` ${field} `, ` ${key}${value} `).trimEnd()
+        expect(line).not.toBe(base)
+        expect(agrees(line, "dump"), line).toBe(taken)
+      }
+    }
+    const addresses: ReadonlyArray<readonly [string, boolean]> = [
+      ["127.0.0.255", true],
+      ["127.0.0.256", false],
+      ["127.0.0", false],
+      ["127.0.0.1.1", false],
+      ["127.0..1", false],
+      ["0127.0.0.1", false],
+      ["::1", true],
+      ["::", true],
+      ["1:2:3:4:5:6:7:8", true],
+      ["1:2:3:4:5:6:7:8:9", false],
+      ["1::2::3", false],
+      ["12345::1", false],
+      ["::ffff:127.0.0.1", true],
+      ["::ffff:127.0.0.256", false],
+      ["1:2:3:4:5:6:127.0.0.1", true],
+      ["1:2:3:4:5:6:7:127.0.0.1", false],
+      ["fe80::g", false],
+      [":1", false],
+      ["1:", false]
+    ]
+    for (const [address, taken] of addresses) {
+      const v6 = address.includes(":")
+      const other = v6 ? "::2" : "127.0.0.2"
+      const line = `tcp      6 120 SYN_SENT src=${address} dst=${other} sport=1 dport=2 src=${other} dst=${address} sport=2 dport=1 mark=0 use=1 id=3`
+      expect(agrees(line, "dump"), line).toBe(taken)
+      // The other family's address in the original's dst, the reply's src or the reply's dst.
+      const foreign = v6 ? "127.0.0.2" : "::2"
+      for (const mixed of [
+        line.replace(` dst=${other} `, ` dst=${foreign} `),
+        line.replace(`src=${other} dst=${address}`, `src=${foreign} dst=${address}`),
+        line.replace(`src=${other} dst=${address}`, `src=${other} dst=${foreign}`)
+      ]) {
+        expect(mixed).not.toBe(line)
+        expect(agrees(mixed, "dump"), mixed).toBe(false)
+      }
+    }
+  })
+
+  it("falls back on a header that names the other family, and the string parser rejects it", () => {
+    const extended = commonFlow(fc.constant(undefined)).map((flow) => formatDumpLine(flow, { extended: true }))
+    fc.assert(
+      fc.property(extended, (line) => {
+        const wrong = line.startsWith("ipv4")
+          ? line.replace(/^ipv4 +2 /, "ipv6     10 ")
+          : line.replace(/^ipv6 +10 /, "ipv4     2 ")
+        expect(wrong).not.toBe(line)
+        expect(agrees(line, "dump")).toBe(true)
+        expect(agrees(wrong, "dump")).toBe(false)
+        expect(typeof parseReference(wrong, false, false)).toBe("string")
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("leaves lines near conntrack's 1023-byte cut to the general reader, or reads them as it does", () => {
+    const near = fc.tuple(commonLine, fc.integer({ min: 990, max: 1040 })).map(([{ line, format }, length]) => {
+      // A long secctx before the id brings the line to `length` bytes.
+      const at = line.lastIndexOf(" id=")
+      const pad = Math.max(1, length - line.length - 8)
+      const cut = at === -1 ? line.length : at
+      return { line: `${line.slice(0, cut)} secctx=${"s".repeat(pad)}${line.slice(cut)}`, format }
+    })
+    fc.assert(
+      fc.property(near, around, ({ line, format }, where) => {
+        agrees(line, format, where)
+        // Longer lines may have been cut: they are the general reader's.
+        if (Buffer.byteLength(line) >= MAX_FLOW_TEXT) {
+          for (const reader of readers) expect(readWith(reader, line, format, true, where)).toBe(FALLBACK)
+        }
+      }),
+      { numRuns: 1000 }
+    )
+  })
+})
+
+describe.each(readers)("$name, reading events compact", (reader) => {
   it("reads a connection's later events as the string parser does, taking its tuples again only where they repeat", () => {
     // A connection's events as conntrack -E prints them (its tuples again in each), one of a few ids, some mutated
     // and some of another connection that got the same id: the reader keeps each id's last tuples.
@@ -329,7 +476,7 @@ describe("the straight reader", () => {
       fc.property(connections, ([firsts, steps]) => {
         // Each run from an empty cache (lines read before may have left it keeping one line in 16), so that a
         // counterexample replays alone.
-        eventTuples.reset()
+        reader.reset()
         const lives = new Map<number, Flow>()
         const last = new Map<number, Flow>()
         for (const [k, id] of [7, 4103, 4294967295].entries()) lives.set(id, { ...(firsts[k] as Flow), id })
@@ -343,7 +490,7 @@ describe("the straight reader", () => {
           const line = change === "mutated" ? mutations.reduce(mutate, printed).replaceAll("\n", " ") : printed
           if (change === "other") lives.set(id, flow)
           if (!agrees(line, "events", where)) continue
-          const got = straight(line, "events", true, where) as Flow
+          const got = readWith(reader, line, "events", true, where) as Flow
           read++
           const before = last.get(got.id ?? -1)
           if (before !== undefined && got.original === before.original) taken++
@@ -358,7 +505,7 @@ describe("the straight reader", () => {
   })
 
   it("after a flood of connections that print one event each, takes the tuples of connections that print more again", () => {
-    eventTuples.reset()
+    reader.reset()
     const line = (n: number, type: "NEW" | "UPDATE" | "DESTROY", state: string) =>
       formatEventLine({
         type,
@@ -374,7 +521,7 @@ describe("the straight reader", () => {
     // Each line is checked against the string parser first (as read compact, mostly while one line in 16 is kept).
     const read = (text: string) => {
       expect(agrees(text, "events")).toBe(true)
-      return straight(text, "events", true, { before: "", after: "\n" }) as Flow
+      return readWith(reader, text, "events", true, { before: "", after: "\n" }) as Flow
     }
     // 5,000 connections seen once: nothing is taken again, and keeping them stops paying.
     for (let n = 0; n < 5000; n++) expect(read(line(n, "NEW", "SYN_SENT"))).not.toBe(FALLBACK)
@@ -427,6 +574,22 @@ describe("the straight reader", () => {
         `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("dport=1024", "dport=10240")} id=7`,
         true
       ],
+      // One byte changed, the length the same: the last of the tuples, the original's sport, its src.
+      [
+        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
+        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("dport=1024", "dport=1025")} id=7`,
+        true
+      ],
+      [
+        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
+        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("sport=1024", "sport=1025")} id=7`,
+        true
+      ],
+      [
+        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
+        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("src=127.0.0.1", "src=127.0.0.3")} id=7`,
+        true
+      ],
       [
         `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
         `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("dport=1024", "dport=1024x")} id=7`,
@@ -434,43 +597,9 @@ describe("the straight reader", () => {
       ]
     ]
     for (const [last, next, isFlow] of cases) {
-      eventTuples.reset()
+      reader.reset()
       expect(agrees(last, "events")).toBe(true)
       expect(agrees(next, "events")).toBe(isFlow)
     }
-  })
-
-  it("falls back on a header that names the other family, and the string parser rejects it", () => {
-    const extended = commonFlow(fc.constant(undefined)).map((flow) => formatDumpLine(flow, { extended: true }))
-    fc.assert(
-      fc.property(extended, (line) => {
-        const wrong = line.startsWith("ipv4")
-          ? line.replace(/^ipv4 +2 /, "ipv6     10 ")
-          : line.replace(/^ipv6 +10 /, "ipv4     2 ")
-        expect(wrong).not.toBe(line)
-        expect(agrees(line, "dump")).toBe(true)
-        expect(agrees(wrong, "dump")).toBe(false)
-        expect(typeof parseReference(wrong, false, false)).toBe("string")
-      }),
-      { numRuns: 500 }
-    )
-  })
-
-  it("leaves lines near conntrack's 1023-byte cut to the general reader, or reads them as it does", () => {
-    const near = fc.tuple(commonLine, fc.integer({ min: 990, max: 1040 })).map(([{ line, format }, length]) => {
-      // A long secctx before the id brings the line to `length` bytes.
-      const at = line.lastIndexOf(" id=")
-      const pad = Math.max(1, length - line.length - 8)
-      const cut = at === -1 ? line.length : at
-      return { line: `${line.slice(0, cut)} secctx=${"s".repeat(pad)}${line.slice(cut)}`, format }
-    })
-    fc.assert(
-      fc.property(near, around, ({ line, format }, where) => {
-        agrees(line, format, where)
-        // Longer lines may have been cut: they are the general reader's.
-        if (Buffer.byteLength(line) >= MAX_FLOW_TEXT) expect(straight(line, format, true, where)).toBe(FALLBACK)
-      }),
-      { numRuns: 1000 }
-    )
   })
 })

@@ -7,6 +7,7 @@
  */
 import type { Flow } from "../Flow.js"
 import { MAX_LINE_BYTES, makeLineReader } from "../Lines.js"
+import { load } from "./lineScanner.js"
 import { parseBytes, SLOW } from "./parse.js"
 import { parseReference } from "./reference.js"
 
@@ -36,14 +37,17 @@ export const makeLineDecoder = (
   maxLineBytes: number = MAX_LINE_BYTES
 ) => {
   let lineNumber = 0
-  return makeLineReader(
+  // The chunk being read, copied into the line scanner's memory: its lines are scanned where they lie there.
+  let chunk: Buffer | undefined
+  let ticket = 0
+  const reader = makeLineReader(
     {
       line: (b, start, end) => {
         lineNumber++
         if (isBlank(b, start, end)) return
         let result: Flow | string | typeof SLOW
         try {
-          result = parseBytes(b, start, end, events, compact)
+          result = parseBytes(b, start, end, events, compact, b === chunk ? ticket : 0)
           if (result === SLOW) result = parseReference(b.toString("utf8", start, end), events, compact)
         } catch (cause) {
           // Not expected: the parser checks everything it reads. Kept so that no input can ever escape as a throw.
@@ -60,4 +64,16 @@ export const makeLineDecoder = (
     },
     maxLineBytes
   )
+  return {
+    push: (bytes: Uint8Array) => {
+      chunk = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      ticket = load(chunk)
+      try {
+        reader.push(chunk)
+      } finally {
+        chunk = undefined
+      }
+    },
+    end: reader.end
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The tuples of a connection's last event, for the straight reader: `conntrack -E` prints a connection's tuples again
+ * The tuples of a connection's last event, for the straight reader (the line scanner keeps its own, in its memory): `conntrack -E` prints a connection's tuples again
  * in each of its events (NEW, then an UPDATE for each state, then DESTROY), byte for byte the same until counters
  * join them. An event whose tuples repeat, byte for byte, those kept for its line's key takes that event's
  * tuple objects instead of reading them again: what the bytes say was checked when they were read the first time.
@@ -41,8 +41,31 @@ const slotOf = (key: number): number => Math.imul(key, 0x9e3779b1) >>> 20
  */
 const CREDIT = 64
 const SPARSE = 16
-let credit = CREDIT
-let skipped = 0
+
+/** How many more lines are worth keeping (for this cache and the line scanner's). */
+export class KeepCredit {
+  private credit = CREDIT
+  private skipped = 0
+  /** A line took kept tuples. */
+  took(): void {
+    if (this.credit < CREDIT) this.credit++
+  }
+  /** Whether the line read now should keep its tuples (if so, it spends one credit). */
+  worthKeeping(): boolean {
+    if (this.credit > 0) {
+      this.credit--
+      return true
+    }
+    if (++this.skipped < SPARSE) return false
+    this.skipped = 0
+    return true
+  }
+  reset(): void {
+    this.credit = CREDIT
+    this.skipped = 0
+  }
+}
+const credit = new KeepCredit()
 
 /**
  * The slot of the tuples kept for `key` if the bytes at `i` repeat them and end there (at a space or `end`), else -1.
@@ -55,17 +78,12 @@ export const lookup = (b: Buffer, i: number, end: number, key: number): number =
   if (stop > end || (stop < end && b[stop] !== 32)) return -1
   const at = slot * WIDTH
   if (b.compare(bytes, at, at + n, i, stop) !== 0) return -1
-  if (credit < CREDIT) credit++
+  credit.took()
   return slot
 }
 
 /** Whether the line read now should keep its tuples. */
-export const worthKeeping = (): boolean => {
-  if (credit > 0) return true
-  if (++skipped < SPARSE) return false
-  skipped = 0
-  return true
-}
+export const worthKeeping = (): boolean => credit.worthKeeping()
 
 /** Whether the reply kept in `slot` holds only what the bytes kept say (no zone or counters after its ports). */
 export const plainOf = (slot: number): boolean => plain[slot] === 1
@@ -97,7 +115,6 @@ export const keep = (
 ): void => {
   const n = to - from
   if (n > WIDTH || n <= 0) return
-  if (credit > 0) credit--
   const slot = slotOf(key)
   const at = slot * WIDTH
   b.copy(bytes, at, from, to)
@@ -119,8 +136,7 @@ export const forgetKey = (key: number): void => {
 /** Empties the cache and restores its credit (for tests that count what is taken). */
 export const reset = (): void => {
   for (let slot = 0; slot < SLOTS; slot++) forget(slot)
-  credit = CREDIT
-  skipped = 0
+  credit.reset()
 }
 
 /** Forgets what `slot` holds (the connection was destroyed). */

@@ -7,8 +7,10 @@
  * cut at 1023 bytes, or in an unknown field name), are handed back as `SLOW`: the caller decodes the line and asks
  * the string parser.
  *
- * The common TCP and UDP lines are read first by the straight reader (`./straight.ts`); it hands every other line
- * back, and this general reader reads it from its start.
+ * The common TCP and UDP lines are read first by the line scanner (`./lineScanner.ts`, WebAssembly), or where
+ * WebAssembly cannot run by the straight reader (`./straight.ts`); they hand every other line back, and this general
+ * reader reads it from its start. `ticket` (from the scanner's `load`) says the line lies in the chunk the scanner
+ * holds.
  *
  * Not re-entrant: one cursor and one set of drafts serve every call.
  *
@@ -35,6 +37,7 @@ import {
 } from "./bytes.js"
 import { Cursor } from "./cursor.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
+import { available, scan, scannedFlow } from "./lineScanner.js"
 import { protocolNumbers } from "./protocols.js"
 import { repeats, scanEnd } from "./scan.js"
 import { cachedAddress, texts } from "./sharedStrings.js"
@@ -120,10 +123,17 @@ export const parseBytes = (
   start: number,
   stop: number,
   events: boolean,
-  compactStrings: boolean
+  compactStrings: boolean,
+  ticket = 0
 ): Result => {
-  const straight = readStraight(b, start, stop, events, compactStrings)
-  if (straight !== FALLBACK) return straight
+  if (available) {
+    const tuplesKept = events && compactStrings
+    if (scan(b, start, stop, events, ticket, tuplesKept) === 1)
+      return scannedFlow(b, start, stop, compactStrings, tuplesKept)
+  } else {
+    const straight = readStraight(b, start, stop, events, compactStrings)
+    if (straight !== FALLBACK) return straight
+  }
   compact = compactStrings
   c.b = b
   c.stop = stop

@@ -5,8 +5,11 @@
  */
 import { equals, wordBytes } from "./bytes.js"
 
-/** The states conntrack prints (TCP, SCTP, DCCP), as the one string each flow shares. */
-const STATES = [
+/**
+ * The states conntrack prints (TCP, SCTP, DCCP), as the one string each flow shares. The line scanner
+ * (`native/line-scanner.c`) knows them in this order.
+ */
+export const STATES: ReadonlyArray<string> = [
   "NONE",
   "SYN_SENT",
   "SYN_RECV",

@@ -2,6 +2,10 @@
  * The lines conntrack prints most, read straight through: TCP and UDP flows with their fields where conntrack puts
  * them, each key matched as whole words of bytes and each number read while it is scanned.
  *
+ * Where WebAssembly runs, the line scanner (`./lineScanner.ts`, `native/line-scanner.c`) reads these lines in its
+ * place, taking exactly the lines this reader takes (the tests hold the two to each other): this reader serves where
+ * WebAssembly cannot run (`node --jitless`), and is the scanner's reference in JavaScript.
+ *
  * It accepts only lines the general reader (`./parse.ts`) accepts, and makes the same flows with the same constructors.
  * Anything else (another protocol, another order, a field or flag it does not know, a mistake, a line that may have
  * been cut) is handed back as FALLBACK, and the general reader reads the line from its start and says what is wrong.

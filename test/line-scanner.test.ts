@@ -1,0 +1,155 @@
+// The line scanner (src/internal/lineScanner.ts, WebAssembly) as decoders use it: each chunk copied into its memory
+// and its lines read there. What a user could do around that (a decoder used inside another's callback, chunks
+// too large to copy, a buffer refilled between pushes, bytes that are not a Buffer, no WebAssembly at all) changes no
+// flow; the committed module is the one its C source compiles to.
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import type { Flow } from "../src/Flow.js"
+import { parseReference } from "../src/internal/reference.js"
+import { type LineFormat, makeDecoder } from "../src/Parser.js"
+
+const recorded = path.join(import.meta.dirname, "..", "fixtures", "recorded")
+const root = path.join(import.meta.dirname, "..")
+
+const line = (n: number, secctx = "system_u:object_r:unlabeled_t:s0") =>
+  `tcp      6 431999 ESTABLISHED src=127.0.${n >> 8}.${n & 255} dst=127.0.0.1 sport=${1024 + n} dport=80 src=127.0.0.1 dst=127.0.${n >> 8}.${n & 255} sport=80 dport=${1024 + n} [ASSURED] mark=0 secctx=${secctx} use=1 id=${1000 + n}`
+
+/** What a decoder makes of `chunks`: each flow as JSON, each error as its reason. */
+const decoded = (chunks: Iterable<Uint8Array>, format: LineFormat = "dump", compact = false): Array<string> => {
+  const out: Array<string> = []
+  const decoder = makeDecoder(
+    format,
+    { flow: (flow) => out.push(JSON.stringify(flow)), error: (error) => out.push(`error: ${error.reason}`) },
+    { compact }
+  )
+  for (const chunk of chunks) decoder.push(chunk)
+  decoder.end()
+  return out
+}
+
+/** What the string parser makes of each line of `text`. */
+const expected = (text: string, format: LineFormat = "dump", compact = false): Array<string> =>
+  text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const r = parseReference(l, format === "events", compact)
+      return typeof r === "string" ? `error: ${r}` : JSON.stringify(r)
+    })
+
+describe("the line scanner in a decoder", () => {
+  it("reads each line of a chunk where it lies, whatever a flow callback decodes meanwhile", () => {
+    const lines = Array.from({ length: 50 }, (_, n) => line(n))
+    const text = `${lines.join("\n")}\n`
+    const inner: Array<Flow> = []
+    const outer: Array<string> = []
+    const other = makeDecoder("events", { flow: (f) => inner.push(f), error: () => undefined })
+    const decoder = makeDecoder("dump", {
+      flow: (flow, n) => {
+        outer.push(JSON.stringify(flow))
+        // Another decoder's chunk, longer than this one, replaces it in the scanner's memory.
+        if (n % 7 === 0) other.push(Buffer.from(`[NEW] ${line(900 + n)}\n`.replace(" 431999", "").repeat(60)))
+      },
+      error: (error) => outer.push(`error: ${error.reason}`)
+    })
+    decoder.push(Buffer.from(text))
+    decoder.end()
+    expect(outer).toStrictEqual(expected(text))
+    expect(text.length).toBeLessThan(60 * line(0).length)
+    expect(inner.map((f) => f.id)).toStrictEqual([7, 14, 21, 28, 35, 42, 49].flatMap((n) => Array(60).fill(1900 + n)))
+  })
+
+  it("reads the same buffer refilled between pushes, a chunk larger than it copies, and bytes that are no Buffer", () => {
+    const lines = Array.from({ length: 3000 }, (_, n) => line(n))
+    const text = `${lines.join("\n")}\n`
+    const bytes = Buffer.from(text)
+    // One buffer, refilled for each push (as a read loop with one buffer does).
+    const refilled = Buffer.alloc(4096)
+    const out: Array<string> = []
+    const decoder = makeDecoder("dump", {
+      flow: (flow) => out.push(JSON.stringify(flow)),
+      error: (error) => out.push(`error: ${error.reason}`)
+    })
+    for (let at = 0; at < bytes.length; at += refilled.length) {
+      const n = bytes.copy(refilled, 0, at)
+      decoder.push(refilled.subarray(0, n))
+    }
+    decoder.end()
+    expect(out).toStrictEqual(expected(text))
+    // More than the scanner copies at once (4 MiB): its lines are copied one by one.
+    const large = Buffer.from(text.repeat(8))
+    expect(large.length).toBeGreaterThan(4 << 20)
+    expect(decoded([large])).toStrictEqual(expected(text.repeat(8)))
+    // A Uint8Array over part of a larger ArrayBuffer.
+    const backing = new Uint8Array(bytes.length + 10)
+    backing.set(bytes, 5)
+    expect(decoded([backing.subarray(5, 5 + bytes.length)])).toStrictEqual(expected(text))
+  })
+
+  it("shares a secctx with the line before only when it is the same, lines it does not take included", () => {
+    const text = [
+      line(1, "a_u:r:t:s0"),
+      // The same secctx, then one that the scanner reads and then gives up on (a field it does not take).
+      line(2, "a_u:r:t:s0"),
+      `${line(3, "b_u:r:t:s0")} labels=1`,
+      line(4, "b_u:r:t:s0"),
+      line(5, "a_u:r:t:s0"),
+      `${line(6, "c_u:r:t:s0")} zone=70000`,
+      line(7, "c_u:r:t:s0")
+    ].join("\n")
+    const out = decoded([Buffer.from(text)])
+    expect(out).toStrictEqual(expected(text))
+    expect(out.map((o) => (o.startsWith("error") ? o : JSON.parse(o).secctx))).toStrictEqual([
+      "a_u:r:t:s0",
+      "a_u:r:t:s0",
+      "b_u:r:t:s0",
+      "b_u:r:t:s0",
+      "a_u:r:t:s0",
+      expect.stringMatching(/^error: /),
+      "c_u:r:t:s0"
+    ])
+  })
+
+  it("makes the same flows from every recorded fixture, chunk sizes and compact or not", () => {
+    for (const file of fs.readdirSync(recorded).filter((f) => f.endsWith(".txt"))) {
+      const format: LineFormat = file.startsWith("events") ? "events" : "dump"
+      const text = fs.readFileSync(path.join(recorded, file), "utf8")
+      const bytes = Buffer.from(text)
+      for (const compact of [false, true]) {
+        const want = expected(text, format, compact)
+        for (const size of [1, 97, 4096, bytes.length]) {
+          const chunks: Array<Buffer> = []
+          for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size))
+          expect(decoded(chunks, format, compact), `${file}, chunks of ${size}`).toStrictEqual(want)
+        }
+      }
+    }
+  })
+
+  it("without WebAssembly (node --jitless), parse prints the same flows, read by the JavaScript readers", () => {
+    const bin = path.join(root, "dist", "bin.js")
+    const file = path.join(recorded, "dump-extended.txt")
+    const fast = child.spawnSync(process.execPath, [bin, "parse", "--format", "dump", file], { encoding: "utf8" })
+    const slow = child.spawnSync(process.execPath, ["--jitless", bin, "parse", "--format", "dump", file], {
+      encoding: "utf8"
+    })
+    const probe = child.spawnSync(process.execPath, ["--jitless", "-e", "console.log(typeof WebAssembly)"], {
+      encoding: "utf8"
+    })
+    expect(probe.stdout.trim()).toBe("undefined")
+    expect(fast.status).toBe(0)
+    expect(slow.status).toBe(0)
+    expect(slow.stdout).toBe(fast.stdout)
+    expect(fast.stdout.split("\n").length).toBeGreaterThan(5)
+  })
+
+  it("is the module native/line-scanner.c compiles to (clang)", () => {
+    const check = child.spawnSync(process.execPath, [path.join(root, "scripts", "build-wasm.mjs"), "--check"], {
+      encoding: "utf8"
+    })
+    expect(check.stdout + check.stderr).toContain("the committed line scanner matches its source")
+    expect(check.status).toBe(0)
+  })
+})
