@@ -11,6 +11,7 @@ import { formatDumpLine, formatEventLine } from "../src/Format.js"
 import * as eventTuples from "../src/internal/eventTuples.js"
 import * as lineScanner from "../src/internal/lineScanner.js"
 import { parseReference } from "../src/internal/reference.js"
+import { STATES } from "../src/internal/states.js"
 import { FALLBACK, readStraight } from "../src/internal/straight.js"
 import { MAX_FLOW_TEXT } from "../src/Parser.js"
 
@@ -112,7 +113,7 @@ const tuples = { ipv4: tuple(ipv4), ipv6: tuple(ipv6) }
 const rest = fc.record(
   {
     timeout: fc.nat({ max: 432_000 }),
-    state: fc.constantFrom("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE", "NONE"),
+    state: fc.constantFrom(...STATES),
     unreplied: fc.constant(true),
     assured: fc.constant(true),
     offload: fc.constant(true),
@@ -377,6 +378,13 @@ describe("the straight reader and the line scanner", () => {
         expect(agrees(line, "dump"), line).toBe(taken)
       }
     }
+    // Every state conntrack prints, and words close to them.
+    for (const state of STATES) {
+      expect(agrees(base.replace("ESTABLISHED", state), "dump"), state).toBe(true)
+      for (const near of [`${state}S`, state.slice(0, -1), `${state.slice(0, -1)}X`, `X${state.slice(1)}`]) {
+        if (!STATES.includes(near)) expect(agrees(base.replace("ESTABLISHED", near), "dump"), near).toBe(false)
+      }
+    }
     const addresses: ReadonlyArray<readonly [string, boolean]> = [
       ["127.0.0.255", true],
       ["127.0.0.256", false],
@@ -454,6 +462,29 @@ describe("the straight reader and the line scanner", () => {
 })
 
 describe.each(readers)("$name, reading events compact", (reader) => {
+  it("never hands a connection the tuples of another that had the same id and tuples too long to keep", () => {
+    const short = "src=127.0.0.1 dst=127.0.0.2 sport=1024 dport=80 src=127.0.0.2 dst=127.0.0.1 sport=80 dport=1024"
+    const a = "2001:db8:1111:2222:3333:4444:5555:6666"
+    const b = "2001:db8:7777:8888:9999:aaaa:bbbb:cccc"
+    const c = "2001:db8:dddd:eeee:ffff:1111:2222:3333"
+    const d = "2001:db8:4444:5555:6666:7777:8888:9999"
+    const long = `src=${a} dst=${b} sport=65535 dport=65535 zone-orig=1 packets=123456789 bytes=123456789012 src=${c} dst=${d} sport=65534 dport=65533`
+    expect(long.length).toBeGreaterThan(256)
+    for (const next of ["UPDATE", "DESTROY"]) {
+      reader.reset()
+      const lines = [
+        `[NEW] tcp 6 120 SYN_SENT ${short} id=7`,
+        `[NEW] tcp 6 120 SYN_SENT ${long} id=7`,
+        `[${next}] tcp 6 60 SYN_RECV ${short} id=7`
+      ]
+      for (const line of lines) expect(agrees(line, "events")).toBe(true)
+      reader.reset()
+      const flows = lines.map((line) => readWith(reader, line, "events", true, arounds[0] as Around) as Flow)
+      expect(flows[2]?.original).toStrictEqual(flows[0]?.original)
+      expect(flows[2]?.reply).toStrictEqual(flows[0]?.reply)
+    }
+  })
+
   it("reads a connection's later events as the string parser does, taking its tuples again only where they repeat", () => {
     // A connection's events as conntrack -E prints them (its tuples again in each), one of a few ids, some mutated
     // and some of another connection that got the same id: the reader keeps each id's last tuples.

@@ -107,8 +107,8 @@ const wasm = instantiate()
 /** Whether the scanner runs here. */
 export const available = wasm !== undefined
 
-// Memory: one line's room, then the chunk loaded last. A margin past each, so that the scanner may look one byte
-// past a line's end without leaving memory.
+// Memory: one line's room, then the chunk loaded last. A margin past each: the scanner compares keys as 64-bit words,
+// reading up to 8 bytes past a line's end (and masking them off).
 const lineAt = wasm === undefined ? 0 : wasm.input()
 const chunkAt = lineAt + LONGEST + 64
 let memory = new Uint8Array(0)
