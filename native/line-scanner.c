@@ -460,18 +460,15 @@ static void look_up(const u8 *p, const u8 *end) {
   ints[TAKEN] = k == n;
 }
 
-/* Keeps the tuples of the line scanned last, at `p`, in its slot (tuples too long to keep empty it). */
-__attribute__((export_name("keep"))) void keep(const u8 *p) {
+/* Keeps the tuples of the line scanned last, at `p`, in its slot: 1 if it did (tuples too long are not kept). */
+__attribute__((export_name("keep"))) int keep(const u8 *p) {
   long n = ints[TUPLES_END] - ints[TUPLES_FROM];
-  if (ints[KEY] == 0) return;
+  if (ints[KEY] == 0 || n <= 0 || n > KEEP_WIDTH) return 0;
   int slot = ints[SLOT];
-  if (n <= 0 || n > KEEP_WIDTH) {
-    kept_length[slot] = 0;
-    return;
-  }
   __builtin_memcpy(kept + slot * KEEP_WIDTH, p + ints[TUPLES_FROM], (unsigned long)n);
   kept_length[slot] = (int)n;
   kept_key[slot] = ints[KEY];
+  return 1;
 }
 
 /* Forgets what the slot of the line scanned last holds, if it is the line's key's (its connection was destroyed):

@@ -43,22 +43,25 @@ describe("the line scanner in a decoder", () => {
   it("reads each line of a chunk where it lies, whatever a flow callback decodes meanwhile", () => {
     const lines = Array.from({ length: 50 }, (_, n) => line(n))
     const text = `${lines.join("\n")}\n`
+    // The same lines, byte for byte the same length, to another port: read in the wrong chunk, they would be flows.
+    const elsewhere = text.replaceAll("dport=80 ", "dport=81 ")
+    expect(elsewhere.length).toBe(text.length)
     const inner: Array<Flow> = []
     const outer: Array<string> = []
-    const other = makeDecoder("events", { flow: (f) => inner.push(f), error: () => undefined })
+    const other = makeDecoder("dump", { flow: (f) => inner.push(f), error: () => undefined })
     const decoder = makeDecoder("dump", {
       flow: (flow, n) => {
         outer.push(JSON.stringify(flow))
-        // Another decoder's chunk, longer than this one, replaces it in the scanner's memory.
-        if (n % 7 === 0) other.push(Buffer.from(`[NEW] ${line(900 + n)}\n`.replace(" 431999", "").repeat(60)))
+        // Another decoder's chunk replaces this one in the scanner's memory.
+        if (n % 7 === 0) other.push(Buffer.from(elsewhere))
       },
       error: (error) => outer.push(`error: ${error.reason}`)
     })
     decoder.push(Buffer.from(text))
     decoder.end()
     expect(outer).toStrictEqual(expected(text))
-    expect(text.length).toBeLessThan(60 * line(0).length)
-    expect(inner.map((f) => f.id)).toStrictEqual([7, 14, 21, 28, 35, 42, 49].flatMap((n) => Array(60).fill(1900 + n)))
+    expect(inner).toHaveLength(7 * 50)
+    expect(inner.every((f) => f.original.dport === 81)).toBe(true)
   })
 
   it("reads the same buffer refilled between pushes, a chunk larger than it copies, and bytes that are no Buffer", () => {
@@ -145,11 +148,16 @@ describe("the line scanner in a decoder", () => {
     expect(fast.stdout.split("\n").length).toBeGreaterThan(5)
   })
 
-  it("is the module native/line-scanner.c compiles to (clang)", () => {
+  it("is the module native/line-scanner.c compiles to (clang)", (ctx) => {
     const check = child.spawnSync(process.execPath, [path.join(root, "scripts", "build-wasm.mjs"), "--check"], {
       encoding: "utf8"
     })
-    expect(check.stdout + check.stderr).toContain("the committed line scanner matches its source")
+    const said = `${check.stdout}${check.stderr}`.trim()
+    // Without clang, or with another version of it than built the module (whose bytes may differ), this cannot be
+    // checked here; CI (CI set) installs the clang that built it and requires the check.
+    const required = process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false"
+    if ((check.status === 2 || check.status === 3) && !required) return ctx.skip(said)
+    expect(said).toBe("the committed line scanner matches its source")
     expect(check.status).toBe(0)
   })
 })

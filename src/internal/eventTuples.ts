@@ -1,5 +1,5 @@
 /**
- * The tuples of a connection's last event, for the straight reader (the line scanner keeps its own, in its memory): `conntrack -E` prints a connection's tuples again
+ * The tuples of a connection's last event, for the straight reader (the line scanner keeps its own): `conntrack -E` prints a connection's tuples again
  * in each of its events (NEW, then an UPDATE for each state, then DESTROY), byte for byte the same until counters
  * join them. An event whose tuples repeat, byte for byte, those kept for its line's key takes that event's
  * tuple objects instead of reading them again: what the bytes say was checked when they were read the first time.
@@ -46,16 +46,17 @@ const SPARSE = 16
 export class KeepCredit {
   private credit = CREDIT
   private skipped = 0
-  /** A line took kept tuples. */
+  /** A line read took kept tuples. */
   took(): void {
     if (this.credit < CREDIT) this.credit++
   }
-  /** Whether the line read now should keep its tuples (if so, it spends one credit). */
+  /** A line kept its tuples. */
+  kept(): void {
+    if (this.credit > 0) this.credit--
+  }
+  /** Whether the line read now should keep its tuples. */
   worthKeeping(): boolean {
-    if (this.credit > 0) {
-      this.credit--
-      return true
-    }
+    if (this.credit > 0) return true
     if (++this.skipped < SPARSE) return false
     this.skipped = 0
     return true
@@ -78,12 +79,14 @@ export const lookup = (b: Buffer, i: number, end: number, key: number): number =
   if (stop > end || (stop < end && b[stop] !== 32)) return -1
   const at = slot * WIDTH
   if (b.compare(bytes, at, at + n, i, stop) !== 0) return -1
-  credit.took()
   return slot
 }
 
 /** Whether the line read now should keep its tuples. */
 export const worthKeeping = (): boolean => credit.worthKeeping()
+
+/** A line read took the tuples kept in a slot. */
+export const took = (): void => credit.took()
 
 /** Whether the reply kept in `slot` holds only what the bytes kept say (no zone or counters after its ports). */
 export const plainOf = (slot: number): boolean => plain[slot] === 1
@@ -115,6 +118,7 @@ export const keep = (
 ): void => {
   const n = to - from
   if (n > WIDTH || n <= 0) return
+  credit.kept()
   const slot = slotOf(key)
   const at = slot * WIDTH
   b.copy(bytes, at, from, to)

@@ -1,7 +1,8 @@
 /**
  * The common lines read by a WebAssembly scanner (`native/line-scanner.c`): it checks a line as the straight reader
  * (`./straight.ts`) does, in one pass over its bytes, and says where each value lies; this module makes the strings
- * and the objects. The scanner takes exactly the lines the straight reader takes, and the flows are the same.
+ * and the objects. The scanner takes exactly the lines the straight reader takes, and makes the same flows (which
+ * tuple objects events read compact share may differ: the two keep their tuples apart).
  *
  * A decoder copies each chunk it is handed into the scanner's memory once (`load`), and its lines are scanned where
  * they lie; any other line is copied on its own. Where WebAssembly cannot run (`node --jitless`), nothing is loaded
@@ -87,7 +88,7 @@ interface Exports {
   readonly ints: () => number
   readonly numbers: () => number
   readonly scan: (from: number, to: number, events: number, tuplesKept: number) => number
-  readonly keep: (line: number) => void
+  readonly keep: (line: number) => number
   readonly forget: () => number
   readonly forget_all: () => void
 }
@@ -120,7 +121,14 @@ const views = () => {
   ints = new Int32Array(wasm.memory.buffer, wasm.ints(), INTS)
   numbers = new Float64Array(wasm.memory.buffer, wasm.numbers(), NUMBERS)
 }
+/** Grows memory to hold `bytes` bytes. */
+const reserve = (bytes: number): void => {
+  if (wasm === undefined || bytes <= memory.length) return
+  wasm.memory.grow(Math.ceil((bytes - memory.length) / PAGE))
+  views()
+}
 views()
+reserve(chunkAt)
 
 // The chunk in memory, by the ticket `load` gave for it: a line of another chunk, or of one loaded since, is copied.
 let loaded = 0
@@ -131,11 +139,7 @@ let loaded = 0
  */
 export const load = (b: Uint8Array): number => {
   if (wasm === undefined || b.length > LARGEST_CHUNK) return 0
-  const need = chunkAt + b.length + 64
-  if (need > memory.length) {
-    wasm.memory.grow(Math.ceil((need - memory.length) / PAGE))
-    views()
-  }
+  reserve(chunkAt + b.length + 64)
   memory.set(b, chunkAt)
   loaded = (loaded + 1) | 0 || 1
   return loaded
@@ -180,20 +184,20 @@ export const scan = (
  * reply with them is made anew; a DESTROY forgets its slot. Sharing the objects between a connection's flows saves
  * the strings and tuples, and lets the table see at once that two flows are the same connection.
  */
-const originals: Array<Tuple | undefined> = []
-const replies: Array<Tuple | undefined> = []
-const plainReplies: Array<boolean> = []
+const SLOTS = 4096
+const originals: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
+const replies: Array<Tuple | undefined> = new Array(SLOTS).fill(undefined)
+const plainReplies: Array<boolean> = new Array(SLOTS).fill(false)
 const credit = new KeepCredit()
 
 /** Empties the kept tuples and restores the credit (for tests that count what is taken). */
 export const resetKept = (): void => {
   wasm?.forget_all()
-  originals.length = replies.length = plainReplies.length = 0
+  originals.fill(undefined)
+  replies.fill(undefined)
+  plainReplies.fill(false)
   credit.reset()
 }
-
-/** What the scanner found: one of its small numbers or offsets. */
-export const scanned = (slot: number): number => ints[slot] as number
 
 // The secctx of the last line the scanner took that had one: the scanner says when a line has the same one.
 let lastSecctx = ""
@@ -251,8 +255,8 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
     reply.dport = r[RDPORT] as number
     replyExtras(r, x)
     flow.reply = makeTuple(reply)
-    if (keyed && type !== DESTROY && credit.worthKeeping()) {
-      wasm?.keep(lineStart)
+    if (keyed && type !== DESTROY && credit.worthKeeping() && wasm?.keep(lineStart) === 1) {
+      credit.kept()
       originals[slot] = flow.original
       replies[slot] = flow.reply
       plainReplies[slot] = plain

@@ -33,6 +33,7 @@ import {
   originalOf,
   plainOf,
   replyOf,
+  took,
   unrepliedOf,
   worthKeeping
 } from "./eventTuples.js"
@@ -222,6 +223,7 @@ export const readStraight = (
   // The reply's zone and counters follow its ports, outside the bytes kept: a reply with them is made anew.
   const plain = reply.zone === undefined && reply.packets === undefined && reply.bytes === undefined
   if (kept >= 0) {
+    took()
     flow.original = originalOf(kept)
     const known = replyOf(kept)
     if (plain && plainOf(kept)) flow.reply = known
