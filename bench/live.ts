@@ -41,10 +41,21 @@ export const counter = (metric: Metric.Metric.Counter<number>): number => Effect
 /** Overflows counted so far. */
 export const overflows = () => counter(Metrics.overflows)
 
+const toRemove = new Set<string>()
+process.once("exit", () => {
+  for (const file of toRemove) fs.rmSync(file, { force: true })
+})
+
+/** Removes `file` when the benchmark process exits (scripts made for a namespace are used until its walkers stop). */
+export const removedAtExit = (file: string): void => {
+  toRemove.add(file)
+}
+
 /** A script that runs conntrack inside a namespace (benchmarks time the same wrapper on both sides). */
 export const conntrackIn = (ns: string) => {
   const file = path.join(os.tmpdir(), `effect-conntrack-bench-${ns}.sh`)
   fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} conntrack "$@"\n`, { mode: 0o755 })
+  removedAtExit(file)
   return file
 }
 

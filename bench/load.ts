@@ -10,7 +10,7 @@ import * as path from "node:path"
 import * as Metrics from "../src/Metrics.js"
 import { exited, lines, type Namespace, namespace, unavailable, waitFor } from "../test/kernel/netns.js"
 import { ab, loadTools, nginx } from "../test/kernel/nginx.js"
-import { conntrackIn, counter, overflows, startWalker } from "./live.js"
+import { conntrackIn, counter, overflows, removedAtExit, startWalker } from "./live.js"
 import { fmt, type Row } from "./stats.js"
 
 const root = (() => {
@@ -38,6 +38,7 @@ interface Result {
 const helperIn = (ns: string) => {
   const file = path.join(os.tmpdir(), `effect-conntrack-bench-helper-${ns}.sh`)
   fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${helper} "$@"\n`, { mode: 0o755 })
+  removedAtExit(file)
   return file
 }
 

@@ -15,7 +15,7 @@ typedef long long i64;
 #define IPV6 6
 
 /* What the line read last holds: small numbers and offsets from the line's start in `ints`, the numbers that may
- * pass 2^31 in `numbers` (-1 where the line has no such field); see src/internal/lineScanner.ts. */
+ * pass 2^31 in `numbers` and `small`; see src/internal/lineScanner.ts. */
 enum {
   TYPE, FAMILY, PROTO, STATE,
   OSRC_FROM, OSRC_TO, ODST_FROM, ODST_TO, RSRC_FROM, RSRC_TO, RDST_FROM, RDST_TO,
@@ -28,12 +28,21 @@ enum { F_UNREPLIED = 1, F_ASSURED = 2, F_OFFLOAD = 4, F_HW_OFFLOAD = 8 };
 
 static int ints[INTS];
 static double numbers[NUMBERS];
+/* The same numbers where they fit in 30 bits (JavaScript then keeps them as small integers, not heap numbers); -1
+ * where the line has no such field, -2 where the number is only in `numbers`. */
+static int small[NUMBERS];
 extern u8 __heap_base;
 
 /* Where the line's bytes go (the rest of memory), and where the results are. */
 __attribute__((export_name("input"))) u8 *input(void) { return &__heap_base; }
 __attribute__((export_name("ints"))) int *ints_at(void) { return ints; }
 __attribute__((export_name("numbers"))) double *numbers_at(void) { return numbers; }
+__attribute__((export_name("small"))) int *small_at(void) { return small; }
+
+static void set_number(int k, i64 n) {
+  numbers[k] = (double)n;
+  small[k] = n <= 0x3fffffff ? (int)n : -2;
+}
 
 /* The secctx of the last line read that had one: a line with the same one is told so (SECCTX_SAME). */
 #define SECCTX_ROOM 256
@@ -246,13 +255,13 @@ static const u8 *counter(const u8 *i, const u8 *end, int packets) {
   if (*i == 112 /* p */) {
     i64 n = NUMBER_AT(i, end, "packets=", MAX_SAFE);
     if (n < 0) return 0;
-    numbers[packets] = (double)n;
+    set_number(packets, n);
     return scan_end;
   }
   if (*i == 98 /* b */) {
     i64 n = NUMBER_AT(i, end, "bytes=", MAX_SAFE);
     if (n < 0) return 0;
-    numbers[packets + 1] = (double)n;
+    set_number(packets + 1, n);
     return scan_end;
   }
   return 0;
@@ -323,15 +332,15 @@ static const u8 *trailer(const u8 *i, const u8 *end) {
       return e;
     case 109 /* m */:
       if ((n = NUMBER_AT(i, end, "mark=", 0xffffffffULL)) < 0) return 0;
-      numbers[MARK] = (double)n;
+      set_number(MARK, n);
       return scan_end;
     case 117 /* u */:
       if ((n = NUMBER_AT(i, end, "use=", 0xffffffffULL)) < 0) return 0;
-      numbers[USE] = (double)n;
+      set_number(USE, n);
       return scan_end;
     case 105 /* i */:
       if ((n = NUMBER_AT(i, end, "id=", 0xffffffffULL)) < 0) return 0;
-      numbers[ID] = (double)n;
+      set_number(ID, n);
       return scan_end;
     case 122 /* z */:
       if ((n = NUMBER_AT(i, end, "zone=", 0xffff)) >= 0) {
@@ -343,7 +352,7 @@ static const u8 *trailer(const u8 *i, const u8 *end) {
       return scan_end;
     case 100 /* d */:
       if ((n = NUMBER_AT(i, end, "delta-time=", MAX_SAFE)) < 0) return 0;
-      numbers[DELTA_TIME] = (double)n;
+      set_number(DELTA_TIME, n);
       return scan_end;
     case 115 /* s */:
       if (KEY(i, end, "secctx=")) {
@@ -355,7 +364,7 @@ static const u8 *trailer(const u8 *i, const u8 *end) {
         return e;
       }
       if ((n = NUMBER_AT(i, end, "secmark=", 0xffffffffULL)) < 0) return 0;
-      numbers[SECMARK] = (double)n;
+      set_number(SECMARK, n);
       return scan_end;
     default:
       return counter(i, end, RPACKETS);
@@ -491,7 +500,7 @@ __attribute__((export_name("scan"))) int scan(const u8 *p, const u8 *end, int ev
   line = p;
   ints[TYPE] = ints[STATE] = ints[FLAGS] = ints[TUPLES_UNREPLIED] = 0;
   ints[OZONE] = ints[RZONE] = ints[ZONE] = ints[SECCTX_FROM] = -1;
-  for (int k = 0; k < NUMBERS; k++) numbers[k] = -1;
+  for (int k = 0; k < NUMBERS; k++) small[k] = -1;
   const u8 *i = skip(p, end);
 
   if (*i == 91) {
@@ -530,7 +539,7 @@ __attribute__((export_name("scan"))) int scan(const u8 *p, const u8 *end, int ev
   if (i < end && *i >= 48 && *i <= 57) {
     i64 timeout = decimal(i, end);
     if (timeout < 0) return 0;
-    numbers[TIMEOUT] = (double)timeout;
+    set_number(TIMEOUT, timeout);
     i = skip(scan_end, end);
   }
   if (i < end && *i >= 65 && *i <= 90) {

@@ -21,7 +21,9 @@ import { cachedAddress, texts } from "./sharedStrings.js"
 import { STATES } from "./states.js"
 
 // The results, as `native/line-scanner.c` numbers them: small numbers and offsets from the line's start in `ints`,
-// the numbers that may pass 2^31 in `numbers` (-1 where the line has no such field).
+// the numbers that may pass 2^31 in `numbers`, and again in `small` where they fit in 30 bits (-1 where the line has
+// no such field, -2 where the number is only in `numbers`). A number taken from a Float64Array stays a heap number
+// in the flow (16 bytes each, six or more a flow), where one taken from an Int32Array is a small integer.
 const TYPE = 0
 const FAMILY = 1
 const PROTO = 2
@@ -87,6 +89,7 @@ interface Exports {
   readonly input: () => number
   readonly ints: () => number
   readonly numbers: () => number
+  readonly small: () => number
   readonly scan: (from: number, to: number, events: number, tuplesKept: number) => number
   readonly keep: (line: number) => number
   readonly forget: () => number
@@ -115,12 +118,20 @@ const chunkAt = lineAt + LONGEST + 64
 let memory = new Uint8Array(0)
 let ints = new Int32Array(0)
 let numbers = new Float64Array(0)
+let small = new Int32Array(0)
 const views = () => {
   if (wasm === undefined) return
   memory = new Uint8Array(wasm.memory.buffer)
   ints = new Int32Array(wasm.memory.buffer, wasm.ints(), INTS)
   numbers = new Float64Array(wasm.memory.buffer, wasm.numbers(), NUMBERS)
+  small = new Int32Array(wasm.memory.buffer, wasm.small(), NUMBERS)
 }
+/** The number the line scanned last has in slot `k` (a small integer where it fits), or undefined. */
+const number = (k: number): number | undefined => {
+  const n = small[k] as number
+  return n >= 0 ? n : n === -1 ? undefined : (numbers[k] as number)
+}
+
 /** Grows memory to hold `bytes` bytes. */
 const reserve = (bytes: number): void => {
   if (wasm === undefined || bytes <= memory.length) return
@@ -205,7 +216,6 @@ let lastSecctx = ""
 /** The flow of the line `scan` took last. */
 export const scannedFlow = (b: Buffer, start: number, end: number, compact: boolean, tuplesKept: boolean): Flow => {
   const r = ints
-  const x = numbers
   clearFlow(flow)
   const type = r[TYPE] as number
   if (type !== 0) flow.type = type === NEW ? "NEW" : type === UPDATE ? "UPDATE" : "DESTROY"
@@ -215,10 +225,9 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
   const protonum = r[PROTO] as number
   flow.proto = protonum === 6 ? "tcp" : "udp"
   flow.protonum = protonum
-  const timeout = x[TIMEOUT] as number
-  if (timeout >= 0) flow.timeout = timeout
+  flow.timeout = number(TIMEOUT)
 
-  const plain = (r[RZONE] as number) < 0 && (x[RPACKETS] as number) < 0 && (x[RBYTES] as number) < 0
+  const plain = (r[RZONE] as number) < 0 && small[RPACKETS] === -1 && small[RBYTES] === -1
   const slot = r[SLOT] as number
   const keyed = tuplesKept && r[KEY] !== 0
   if (keyed && r[TAKEN] === 1) {
@@ -232,7 +241,7 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
       reply.dst = known.dst
       reply.sport = known.sport
       reply.dport = known.dport
-      replyExtras(r, x)
+      replyExtras(r)
       flow.reply = makeTuple(reply)
     }
   } else {
@@ -242,8 +251,8 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
     original.sport = r[OSPORT] as number
     original.dport = r[ODPORT] as number
     if ((r[OZONE] as number) >= 0) original.zone = r[OZONE] as number
-    if ((x[OPACKETS] as number) >= 0) original.packets = x[OPACKETS] as number
-    if ((x[OBYTES] as number) >= 0) original.bytes = x[OBYTES] as number
+    original.packets = number(OPACKETS)
+    original.bytes = number(OBYTES)
     flow.original = makeTuple(original)
 
     clearTuple(reply)
@@ -253,7 +262,7 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
     reply.dst = rdst < 0 ? original.src : address(b, start + rdst, start + (r[RDST_TO] as number), compact)
     reply.sport = r[RSPORT] as number
     reply.dport = r[RDPORT] as number
-    replyExtras(r, x)
+    replyExtras(r)
     flow.reply = makeTuple(reply)
     if (keyed && type !== DESTROY && credit.worthKeeping() && wasm?.keep(lineStart) === 1) {
       credit.kept()
@@ -271,12 +280,12 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
     if (flags & F_OFFLOAD) flow.offload = true
     if (flags & F_HW_OFFLOAD) flow.hwOffload = true
   }
-  if ((x[MARK] as number) >= 0) flow.mark = x[MARK] as number
-  if ((x[USE] as number) >= 0) flow.use = x[USE] as number
-  if ((x[ID] as number) >= 0) flow.id = x[ID] as number
+  flow.mark = number(MARK)
+  flow.use = number(USE)
+  flow.id = number(ID)
   if ((r[ZONE] as number) >= 0) flow.zone = r[ZONE] as number
-  if ((x[DELTA_TIME] as number) >= 0) flow.deltaTime = x[DELTA_TIME] as number
-  if ((x[SECMARK] as number) >= 0) flow.secmark = x[SECMARK] as number
+  flow.deltaTime = number(DELTA_TIME)
+  flow.secmark = number(SECMARK)
   const secctx = r[SECCTX_FROM] as number
   if (secctx >= 0) {
     if (r[SECCTX_SAME] !== 1) lastSecctx = texts.getToken(b, start + secctx, end)
@@ -287,8 +296,8 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
 }
 
 /** The reply's zone and counters, read after its ports. */
-const replyExtras = (r: Int32Array, x: Float64Array): void => {
+const replyExtras = (r: Int32Array): void => {
   if ((r[RZONE] as number) >= 0) reply.zone = r[RZONE] as number
-  if ((x[RPACKETS] as number) >= 0) reply.packets = x[RPACKETS] as number
-  if ((x[RBYTES] as number) >= 0) reply.bytes = x[RBYTES] as number
+  reply.packets = number(RPACKETS)
+  reply.bytes = number(RBYTES)
 }
