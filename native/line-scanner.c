@@ -371,6 +371,19 @@ static const u8 *trailer(const u8 *i, const u8 *end) {
   }
 }
 
+/* A reply's address at `v`: the original's [from, to) again (ints[at]: -1), or one of `family` (ints[at], ints[at + 1]:
+ * where it lies); 0 if it is neither. */
+static int reply_address(const u8 *v, const u8 *end, const u8 *from, const u8 *to, int family, int at) {
+  if (repeats(v, end, from, to)) {
+    ints[at] = -1;
+    return 1;
+  }
+  if (address_family(v, end) != family) return 0;
+  ints[at] = (int)(v - line);
+  ints[at + 1] = (int)(scan_end - line);
+  return 1;
+}
+
 /* The original tuple, what may follow it, and the reply tuple, from the original's `src=` at `i`: where the next
  * field starts, or 0. */
 static const u8 *tuples(const u8 *i, const u8 *end, int declared) {
@@ -411,24 +424,10 @@ static const u8 *tuples(const u8 *i, const u8 *end, int declared) {
     i = skip(next, end);
   }
 
-  const u8 *v = i + 4;
-  if (repeats(v, end, dst_from, dst_to)) {
-    ints[RSRC_FROM] = -1;
-  } else {
-    if (address_family(v, end) != family) return 0;
-    ints[RSRC_FROM] = (int)(v - line);
-    ints[RSRC_TO] = (int)(scan_end - line);
-  }
+  if (!reply_address(i + 4, end, dst_from, dst_to, family, RSRC_FROM)) return 0;
   i = skip(scan_end, end);
   if (!KEY(i, end, "dst=")) return 0;
-  const u8 *w = i + 4;
-  if (repeats(w, end, src_from, src_to)) {
-    ints[RDST_FROM] = -1;
-  } else {
-    if (address_family(w, end) != family) return 0;
-    ints[RDST_FROM] = (int)(w - line);
-    ints[RDST_TO] = (int)(scan_end - line);
-  }
+  if (!reply_address(i + 4, end, src_from, src_to, family, RDST_FROM)) return 0;
   i = ports(skip(scan_end, end), end, RSPORT);
   if (!i) return 0;
   ints[FAMILY] = family;

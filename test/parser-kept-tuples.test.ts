@@ -164,21 +164,18 @@ describe.each(readers.slice(0, 2))("$name, reading events compact", (reader) => 
         true
       ],
       // One byte changed, the length the same: the last of the tuples, the original's sport, its src.
-      [
-        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
-        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("dport=1024", "dport=1025")} id=7`,
-        true
-      ],
-      [
-        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
-        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("sport=1024", "sport=1025")} id=7`,
-        true
-      ],
-      [
-        `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
-        `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("src=127.0.0.1", "src=127.0.0.3")} id=7`,
-        true
-      ],
+      ...[
+        ["dport=1024", "dport=1025"],
+        ["sport=1024", "sport=1025"],
+        ["src=127.0.0.1", "src=127.0.0.3"]
+      ].map(
+        ([from, to]) =>
+          [
+            `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
+            `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace(from as string, to as string)} id=7`,
+            true
+          ] as const
+      ),
       [
         `[NEW] tcp 6 120 SYN_SENT ${tuples} id=7`,
         `[UPDATE] tcp 6 60 SYN_RECV ${tuples.replace("dport=1024", "dport=1024x")} id=7`,
