@@ -13,11 +13,10 @@
  * @internal
  */
 import type { Flow, Tuple } from "../Flow.js"
-import { ascii } from "./ascii.js"
 import { KeepCredit } from "./eventTuples.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple } from "./flow.js"
 import { lineScannerWasm } from "./lineScannerWasm.js"
-import { cachedAddress, texts } from "./sharedStrings.js"
+import { addressText as address, texts } from "./sharedStrings.js"
 import { STATES } from "./states.js"
 
 // The results, as `native/line-scanner.c` numbers them: small numbers and offsets from the line's start in `ints`,
@@ -159,9 +158,6 @@ export const load = (b: Uint8Array): number => {
 const flow = emptyFlow()
 const original = emptyTuple()
 const reply = emptyTuple()
-
-const address = (b: Buffer, from: number, to: number, compact: boolean): string =>
-  compact ? cachedAddress(b, from, to) : ascii(b, from, to)
 
 // Where in memory the line scanned last starts.
 let lineStart = 0

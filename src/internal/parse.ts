@@ -40,7 +40,7 @@ import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type
 import { available, scan, scannedFlow } from "./lineScanner.js"
 import { protocolNumbers } from "./protocols.js"
 import { repeats, scanEnd } from "./scan.js"
-import { cachedAddress, texts } from "./sharedStrings.js"
+import { addressText, texts } from "./sharedStrings.js"
 import { knownState } from "./states.js"
 import { FALLBACK, readStraight } from "./straight.js"
 
@@ -366,8 +366,7 @@ const addressString = (v: number, j: number, isSrc: boolean): string => {
       dstTo = j
     }
   }
-  // Shared only for flows kept long (a table): for flows thrown away the lookup costs more than the string.
-  return compact ? cachedAddress(c.b, v, j) : ascii(c.b, v, j)
+  return addressText(c.b, v, j, compact)
 }
 
 /**

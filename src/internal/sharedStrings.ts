@@ -41,3 +41,10 @@ export const cachedAddress = (b: Buffer, v: number, j: number): string => {
   addressHashes[slot] = hash
   return made
 }
+
+/**
+ * The address b[from, to) as a string: with `compact`, shared through the cache (flows kept long, as in a table);
+ * else made anew (for flows thrown away, the lookup costs more than the string).
+ */
+export const addressText = (b: Buffer, from: number, to: number, compact: boolean): string =>
+  compact ? cachedAddress(b, from, to) : ascii(b, from, to)

@@ -22,7 +22,6 @@
  */
 import type { Flow } from "../Flow.js"
 import { IPV4, IPV6, NONE } from "./address.js"
-import { ascii } from "./ascii.js"
 import {
   familyOf,
   forget,
@@ -39,7 +38,7 @@ import {
 } from "./eventTuples.js"
 import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
 import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
-import { cachedAddress, texts } from "./sharedStrings.js"
+import { addressText as address, texts } from "./sharedStrings.js"
 import { knownState } from "./states.js"
 
 /** The line is not one this reader takes. */
@@ -124,10 +123,6 @@ const K_ID = key("id=")
 const flow = emptyFlow()
 const original = emptyTuple()
 const reply = emptyTuple()
-
-/** The address b[from, to) as a string, shared through the cache for flows kept long. */
-const address = (b: Buffer, from: number, to: number, compact: boolean): string =>
-  compact ? cachedAddress(b, from, to) : ascii(b, from, to)
 
 /** Reads the line b[start, end) (no line break), or FALLBACK. */
 export const readStraight = (
