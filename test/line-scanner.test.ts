@@ -5,12 +5,23 @@
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import type { Flow } from "../src/Flow.js"
 import { parseReference } from "../src/internal/reference.js"
 import { type LineFormat, makeDecoder } from "../src/Parser.js"
 
 const recorded = path.join(import.meta.dirname, "..", "fixtures", "recorded")
+
+// `gc` without --expose-gc: the flag, then a new context to get the function from.
+v8.setFlagsFromString("--expose-gc")
+const gc = vm.runInNewContext("gc") as () => void
+const heap = () => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
 const root = path.join(import.meta.dirname, "..")
 
 const line = (n: number, secctx = "system_u:object_r:unlabeled_t:s0") =>
@@ -172,6 +183,30 @@ describe("the line scanner in a decoder", () => {
     })
     expect(run.stderr).toBe("")
     expect(JSON.parse(run.stdout)).toStrictEqual([])
+  })
+
+  it("with compact, flows share one string for an address they repeat (held flows take less heap)", () => {
+    // 20,000 flows to one server with a long IPv6 address: without compact, each holds a string of it of its own.
+    const server = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+    const text = Array.from(
+      { length: 20_000 },
+      (_, n) =>
+        `tcp      6 431999 ESTABLISHED src=2001:db8::${n.toString(16)} dst=${server} sport=${1024 + (n % 60000)} dport=443 src=${server} dst=2001:db8::${n.toString(16)} sport=443 dport=${1024 + (n % 60000)} [ASSURED] mark=0 use=1 id=${n + 1}`
+    ).join("\n")
+    const held = (compact: boolean) => {
+      const flows: Array<Flow> = []
+      const decoder = makeDecoder("dump", { flow: (f) => flows.push(f), error: () => undefined }, { compact })
+      const before = heap()
+      decoder.push(Buffer.from(`${text}\n`))
+      decoder.end()
+      const after = heap()
+      expect(flows).toHaveLength(20_000)
+      return (after - before) / flows.length
+    }
+    const apart = held(false)
+    const shared = held(true)
+    // The server's string takes 56 bytes on the heap.
+    expect(apart - shared).toBeGreaterThan(40)
   })
 
   it("is the module native/line-scanner.c compiles to (clang)", (ctx) => {
