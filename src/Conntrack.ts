@@ -30,6 +30,7 @@ import {
 } from "./Errors.js"
 import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
+import { dumpArguments, dyingWithParent, isTrailer, protocolArguments } from "./internal/conntrackCommand.js"
 import { describeState, hasEnded, processState } from "./internal/processState.js"
 import { stdoutFlows } from "./internal/stdoutFlows.js"
 import * as LogLimit from "./LogLimit.js"
@@ -40,15 +41,14 @@ import type { LineFormat } from "./Parser.js"
 /** The arguments conntrack is run with, for `-L` (dump) or `-E` (events). */
 export const argumentsFor = (format: LineFormat, options: ConntrackOptions = {}): ReadonlyArray<string> => {
   const o = resolve(options)
-  const protocol = o.protocol === "all" ? [] : ["-p", o.protocol]
   return format === "dump"
-    ? ["-L", "-o", "id", ...protocol, ...o.extraArgs, ...o.dumpArgs]
+    ? dumpArguments(o.protocol, o.extraArgs, o.dumpArgs)
     : [
         ...(o.bufferSize > 0 ? ["--buffer-size", String(o.bufferSize)] : []),
         "-E",
         "-o",
         "id",
-        ...protocol,
+        ...protocolArguments(o.protocol),
         ...o.extraArgs,
         ...o.eventArgs
       ]
@@ -101,7 +101,7 @@ export const start = (
       format === "events" ? yield* eventsProgram(options) : { program: o.binary, args: argumentsFor(format, options) }
     const shown = `${program} ${args.join(" ")}`
     const command = o.dieWithParent
-      ? Command.make("setpriv", "--pdeathsig", "KILL", "--", program, ...args)
+      ? Command.make("setpriv", ...dyingWithParent(program, args))
       : Command.make(program, ...args)
 
     const proc = yield* Command.start(command).pipe(
@@ -139,7 +139,7 @@ export const start = (
       if (line.startsWith("NOTICE: Netlink socket buffer size")) {
         return Effect.logDebug(line).pipe(Effect.zipRight(Deferred.succeed(listening, undefined)))
       }
-      if (line.includes("flow entries have been shown") || line.includes("flow events have been shown")) {
+      if (isTrailer(line)) {
         return Effect.logDebug(line)
       }
       if (line.includes("We have hit ENOBUFS")) {

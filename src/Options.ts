@@ -5,6 +5,7 @@
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
+import { DEFAULT_BINARY, DEFAULT_PROTOCOL } from "./internal/conntrackCommand.js"
 
 /** How to run conntrack. */
 export interface ConntrackOptions {
@@ -88,8 +89,8 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
 }
 
 export const defaults = {
-  binary: "conntrack",
-  protocol: "tcp",
+  binary: DEFAULT_BINARY,
+  protocol: DEFAULT_PROTOCOL,
   bufferSize: 32 * 1024 * 1024,
   extraArgs: [] as ReadonlyArray<string>,
   dumpArgs: [] as ReadonlyArray<string>,

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Conntrack from "../Conntrack.js"
 import * as Flags from "./Flags.js"
-import { countState, flowTable, sortedCounts } from "./Render.js"
+import { countReport, countState, flowTable } from "./Render.js"
 
 const count = Options.boolean("count").pipe(Options.withDescription("print only how many flows, by state"))
 
@@ -30,13 +30,7 @@ export const dumpCommand = Command.make(
       if (flags.count) {
         // Counted as they come: a table of 262,144 flows is never held.
         const counts = yield* Stream.runFold(flows, new Map<string, number>(), countState)
-        const total = [...counts.values()].reduce((a, b) => a + b, 0)
-        const byState = sortedCounts(counts)
-        yield* Console.log(
-          flags.json
-            ? JSON.stringify({ total, byState: Object.fromEntries(byState) })
-            : [`${total} flows`, ...byState.map(([state, n]) => `${state} ${n}`)].join("\n")
-        )
+        yield* Console.log(countReport(counts, flags.json))
         return
       }
       const all = Chunk.toReadonlyArray(yield* Stream.runCollect(flows))

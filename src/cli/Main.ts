@@ -1,5 +1,6 @@
 /**
- * The full command line, with Effect: every command, and `parse` when its fast start (`ParseFile.ts`) does not apply.
+ * The full command line, with Effect: every command, and `parse` and `dump --count` when their fast starts
+ * (`ParseFile.ts`, `DumpCount.ts`) do not apply or hand over.
  */
 import * as fs from "node:fs"
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"

@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs"
 import { makeLineDecoder } from "../internal/decode.js"
+import { endLikeMain } from "./FastStart.js"
 
 /** A plain `parse` of a readable regular file, or of standard input (`file` undefined). */
 export interface ParseFile {
@@ -46,21 +47,8 @@ const CHUNK = 1 << 20
 
 /** Runs it; resolves with the exit code (the process may also end on its own: 141 when stdout goes away). */
 export const parseFile = async (run: ParseFile): Promise<number> => {
-  // A reader that went away (`| head -1`): stop quietly with 141, as the full command line does.
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") process.stderr.write(`effect-conntrack: cannot write the output (${error.code})\n`)
-    process.exit(141)
-  })
-  process.stderr.on("error", () => {})
-  for (const [signal, code] of [
-    ["SIGINT", 130],
-    ["SIGTERM", 143]
-  ] as const) {
-    process.once(signal, () => {
-      process.stderr.write(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
-      process.exit(code)
-    })
-  }
+  // A reader that went away (`| head -1`), or a signal: as the full command line ends.
+  endLikeMain()
 
   let parsed = 0
   let failed = 0

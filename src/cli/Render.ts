@@ -72,3 +72,12 @@ export const countState = (counts: Map<string, number>, flow: Flow): Map<string,
 /** Counts by state, the largest first. */
 export const sortedCounts = (counts: ReadonlyMap<string, number>): ReadonlyArray<readonly [string, number]> =>
   [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+
+/** What `dump --count` prints: the total and the counts by state, as lines or as one JSON object. */
+export const countReport = (counts: ReadonlyMap<string, number>, json: boolean): string => {
+  const total = [...counts.values()].reduce((a, b) => a + b, 0)
+  const byState = sortedCounts(counts)
+  return json
+    ? JSON.stringify({ total, byState: Object.fromEntries(byState) })
+    : [`${total} flows`, ...byState.map(([state, n]) => `${state} ${n}`)].join("\n")
+}

@@ -3,6 +3,7 @@
 // elsewhere it is skipped with one line saying why, unless CONNTRACK_KERNEL_TESTS=require makes that a failure.
 import type * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { bin, burst, exited, lines, type Namespace, namespace, serve, traffic, unavailable, waitFor } from "./netns.js"
@@ -295,6 +296,75 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
     await exited(proc)
     await waitFor("no conntrack in the namespace", () => conntrackPids(ns).length === 0, 5000)
     await c.close()
+  })
+
+  it("dump --count counts what conntrack -L lists, started without Effect; without privilege it hands over", async () => {
+    const ns = make()
+    const insert = (k: number, state: string, timeout: number) =>
+      ns.run(
+        ["conntrack", "-I", "-p", "tcp", "-s", "127.0.0.1", "-d", "127.0.0.2", "--sport", String(20000 + k)].concat([
+          "--dport",
+          "80",
+          "--state",
+          state,
+          "-t",
+          String(timeout),
+          "-u",
+          "SEEN_REPLY,ASSURED"
+        ])
+      )
+    for (let k = 0; k < 5; k++) insert(k, "ESTABLISHED", 600)
+    for (let k = 5; k < 8; k++) insert(k, "TIME_WAIT", 120)
+    // conntrack through a wrapper that counts its runs (readable and writable by nobody too).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-dump-"))
+    fs.chmodSync(dir, 0o755)
+    const runs = path.join(dir, "runs")
+    fs.writeFileSync(runs, "", { mode: 0o666 })
+    fs.chmodSync(runs, 0o666)
+    const wrapper = path.join(dir, "conntrack")
+    fs.writeFileSync(wrapper, `#!/bin/sh\necho run >>${runs}\nexec conntrack "$@"\n`, { mode: 0o755 })
+    const ran = () =>
+      fs
+        .readFileSync(runs, "utf8")
+        .split("\n")
+        .filter((l) => l !== "").length
+    // Without the test's own CONNTRACK_* variables: with any set, the fast start leaves the count to the full one.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+    const main = path.join(path.dirname(bin), "cli", "Main.js")
+    const run = async (prefix: ReadonlyArray<string>, script: string, json: boolean) => {
+      const before = ran()
+      const p = ns.spawn(
+        [...prefix, "node", script, "dump", "--count", ...(json ? ["--json"] : []), "--conntrack", wrapper],
+        {
+          env
+        }
+      )
+      const out = lines(p.stdout)
+      const err = lines(p.stderr)
+      const code = await exited(p)
+      return { code, out, err: err.map((l) => l.replace(/timestamp=\S+ /, "")), runs: ran() - before }
+    }
+    try {
+      const fast = await run([], bin, false)
+      expect(fast).toStrictEqual({ code: 0, out: ["8 flows", "ESTABLISHED 5", "TIME_WAIT 3"], err: [], runs: 1 })
+      expect(await run([], main, false)).toStrictEqual(fast)
+      const json = await run([], bin, true)
+      expect(json.runs).toBe(1)
+      expect(JSON.parse(json.out.join(""))).toStrictEqual({ total: 8, byState: { ESTABLISHED: 5, TIME_WAIT: 3 } })
+
+      // As nobody, without CAP_NET_ADMIN: conntrack refuses; the fast start hands over, and the full command line
+      // runs it again and says why.
+      const nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+      const denied = await run(nobody, bin, false)
+      const deniedFull = await run(nobody, main, false)
+      expect(denied.code).toBe(1)
+      expect(denied.runs).toBe(2)
+      expect(deniedFull.runs).toBe(1)
+      expect({ ...denied, runs: 1 }).toStrictEqual(deniedFull)
+      expect(denied.err.join("\n")).toMatch(/CAP_NET_ADMIN/)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("with events off in the namespace: the layer picks the no-op walker and says why; watch refuses", async () => {
