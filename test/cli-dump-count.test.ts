@@ -1,51 +1,67 @@
 // `dump --count` starts without Effect (src/cli/DumpCount.ts): the built command line must print byte for byte what
 // the full command line (dist/cli/Main.js) prints and end with the same code, whether its dump goes as expected (it
-// runs conntrack once) or not (it hands over, and conntrack runs a second time, for the full command line).
+// runs conntrack once, and Effect is never loaded) or not (it hands over, and conntrack runs a second time, for the
+// full command line).
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { recognize } from "../src/cli/DumpCount.js"
 
 const dist = path.join(import.meta.dirname, "..", "dist")
 const fake = path.join(import.meta.dirname, "..", "fixtures", "fake-conntrack.sh")
+const loaded = path.join(import.meta.dirname, "support", "effect-loaded.mjs")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-dump-count-"))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 // The environment without CONNTRACK_* (the fast start leaves those to the full command line).
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
 
-/** Runs a built script; what it printed and how it ended, and how many times conntrack ran. */
-const runNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string; runs: number }>((resolve, reject) => {
-    const runs = path.join(dir, `runs-${Math.random()}`)
-    const proc = child.spawn(process.execPath, [path.join(dist, script), ...args], {
-      env: { ...baseEnv, ...env, FAKE_RUNS: runs }
-    })
-    let stdout = ""
-    let stderr = ""
-    proc.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d
-    })
-    proc.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d
-    })
-    proc.on("error", reject)
-    proc.on("close", (status) => {
-      const ran = fs.existsSync(runs)
-        ? fs
-            .readFileSync(runs, "utf8")
-            .split("\n")
-            .filter((l) => l !== "").length
-        : 0
-      // The logfmt logger stamps each line with the time: the rest must match.
-      resolve({ status, stdout, stderr: stderr.replace(/timestamp=\S+ /g, ""), runs: ran })
-    })
-  })
+/** Runs a built script; what it printed and how it ended, how many times conntrack ran, and whether Effect loaded. */
+const runNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string>, closeStdout = false) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string; runs: number; effect: boolean }>(
+    (resolve, reject) => {
+      const runs = path.join(dir, `runs-${Math.random()}`)
+      const effect = path.join(dir, `effect-${Math.random()}`)
+      const proc = child.spawn(process.execPath, ["--import", loaded, path.join(dist, script), ...args], {
+        env: { ...baseEnv, ...env, FAKE_RUNS: runs, EFFECT_LOADED_FILE: effect }
+      })
+      let stdout = ""
+      let stderr = ""
+      // A reader that went away before the end.
+      if (closeStdout) proc.stdout.destroy()
+      else
+        proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+          stdout += d
+        })
+      proc.stderr.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d
+      })
+      proc.on("error", reject)
+      proc.on("close", (status) => {
+        const ran = fs.existsSync(runs)
+          ? fs
+              .readFileSync(runs, "utf8")
+              .split("\n")
+              .filter((l) => l !== "").length
+          : 0
+        resolve({
+          status,
+          stdout,
+          // The logfmt logger stamps each line with the time: the rest must match.
+          stderr: stderr.replace(/timestamp=\S+ /g, ""),
+          runs: ran,
+          effect: fs.readFileSync(effect, "utf8") === "true"
+        })
+      })
+    }
+  )
 
 describe("effect-conntrack dump --count, the fast start", () => {
   const goes: ReadonlyArray<readonly [string, Record<string, string>, number]> = [
     ["as expected", {}, 1],
+    ["as expected, of 3,500 lines (several reads)", { FAKE_DUMP_REPEAT: "500" }, 1],
     ["with a line that is not a flow", { FAKE_DUMP_STDOUT: "not a flow" }, 2],
     ["with another stderr line", { FAKE_DUMP_STDERR: "WARNING: something conntrack says" }, 2],
     ["with much stderr", { FAKE_STDERR_BYTES: "20000" }, 2],
@@ -57,13 +73,20 @@ describe("effect-conntrack dump --count, the fast start", () => {
         const args = ["dump", "--count", ...json, "--conntrack", fake]
         const fast = await runNode("bin.js", args, env)
         const full = await runNode("cli/Main.js", args, env)
-        expect({ ...fast, runs: undefined }).toStrictEqual({ ...full, runs: undefined })
-        expect(full.runs).toBe(1)
-        expect(fast.runs).toBe(runs)
-        if (runs === 1) expect(fast.status).toBe(0)
+        expect({ ...fast, runs: 0, effect: true }).toStrictEqual({ ...full, runs: 0 })
+        expect(full).toMatchObject({ runs: 1, effect: true })
+        // Finished without Effect, or handed over (conntrack ran again for the full command line).
+        expect(fast).toMatchObject(runs === 1 ? { runs, effect: false, status: 0 } : { runs, effect: true })
       }, 60_000)
     }
   }
+
+  it("a reader that went away: exit 141, as the full command line", async () => {
+    const args = ["dump", "--count", "--conntrack", fake]
+    const fast = await runNode("bin.js", args, {}, true)
+    expect(fast).toMatchObject({ status: 141, stderr: "", runs: 1, effect: false })
+    expect(await runNode("cli/Main.js", args, {}, true)).toMatchObject({ status: 141, stderr: "", runs: 1 })
+  }, 60_000)
 
   it("without setpriv: the same message and exit code as the full command line", async () => {
     const empty = fs.mkdtempSync(path.join(dir, "path-"))
@@ -71,6 +94,7 @@ describe("effect-conntrack dump --count, the fast start", () => {
     const fast = await runNode("bin.js", args, { PATH: empty })
     const full = await runNode("cli/Main.js", args, { PATH: empty })
     expect(fast).toStrictEqual(full)
+    expect(fast.effect).toBe(true)
     expect(fast.status).not.toBe(0)
     expect(fast.stderr).toContain("setpriv")
   }, 60_000)

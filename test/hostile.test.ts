@@ -64,16 +64,20 @@ interface Run {
   readonly conntracks: () => ReadonlyArray<number>
 }
 
+/** The environment without CONNTRACK_* variables (with one set, `dump --count` leaves its fast start). */
+const plainEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+
 const start = (
   args: ReadonlyArray<string>,
   env: Record<string, string> = {},
-  stdin: child.StdioNull | number = "ignore"
+  stdin: child.StdioNull | number = "ignore",
+  base: NodeJS.ProcessEnv = { ...process.env, CONNTRACK_BINARY: fake }
 ): Run => {
   const pids = path.join(dir, `pids-${runs++}`)
   fs.writeFileSync(pids, "")
   const proc = child.spawn(process.execPath, [bin, ...args], {
     stdio: [stdin, "pipe", "pipe"],
-    env: { ...process.env, CONNTRACK_BINARY: fake, FAKE_PIDS: pids, ...env }
+    env: { ...base, FAKE_PIDS: pids, ...env }
   })
   let out = ""
   let err = ""
@@ -166,6 +170,23 @@ describe("a signal in the middle of dump", () => {
   ] as const) {
     it(`${signal}: exit ${code}, no output passed off as complete, a sentence on stderr, no conntrack left`, async () => {
       const run = start(["dump", "--json"], { FAKE_SLOW_DUMP: "1" })
+      await until("the dump to start", () => run.conntracks().length > 0)
+      await new Promise((r) => setTimeout(r, 300))
+      run.proc.kill(signal)
+      const exit = await exited(run)
+      expect(exit.code).toBe(code)
+      expect(run.stdout()).toBe("")
+      expect(run.stderr()).toBe(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
+      await until("no fake conntrack alive", () => !run.conntracks().some(alive), 3000)
+    })
+  }
+
+  for (const [signal, code] of [
+    ["SIGTERM", 143],
+    ["SIGINT", 130]
+  ] as const) {
+    it(`${signal} in dump --count's fast start: exit ${code}, a sentence on stderr, no conntrack left`, async () => {
+      const run = start(["dump", "--count", "--conntrack", fake], { FAKE_SLOW_DUMP: "1" }, "ignore", plainEnv)
       await until("the dump to start", () => run.conntracks().length > 0)
       await new Promise((r) => setTimeout(r, 300))
       run.proc.kill(signal)

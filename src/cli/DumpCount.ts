@@ -1,19 +1,21 @@
 /**
  * `dump --count [--json] [--conntrack PATH]` without Effect: the fast start of the `dump` command's count. The full
- * command line spawned conntrack 190–240 ms after Node started (Node alone takes 80 ms here): loading Effect, its
+ * command line spawned conntrack 190–290 ms after Node started (Node alone takes 80 ms here): loading Effect, its
  * platform and the command line library comes first. This path spawns it 80–100 ms after, as the full command line
  * would (`setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp`), and prints what it would print.
  *
  * It finishes only a dump that goes as expected: conntrack exits 0, every line of its stdout is a flow, and its stderr
  * holds nothing but its trailer. Anything else (a spawn that fails, another exit code or a signal, a line that is not
  * a flow, any other stderr line) is handed to the full command line, which runs the dump again and reports it in its
- * own words, so that its messages, logs and exit codes stay one. Nothing is printed before that. A command line of any
- * other shape, or a `CONNTRACK_*` variable in the environment (the full command line reads them), goes to the full
- * command line at once.
+ * own words, so that its messages, logs and exit codes stay one. Nothing is printed before that. So a dump that fails
+ * once and then succeeds prints the second one's count, and a dump with a line the parser refuses runs twice. A
+ * command line of any other shape, or a `CONNTRACK_*` variable in the environment (the full command line reads them),
+ * goes to the full command line at once.
  *
  * @internal
  */
 import * as child from "node:child_process"
+import type { Readable } from "node:stream"
 import {
   DEFAULT_BINARY,
   DEFAULT_PROTOCOL,
@@ -73,11 +75,20 @@ export const dumpCount = (run: DumpCount): Promise<number | undefined> =>
       }
     })
     let stderr = ""
-    const proc = child.spawn("setpriv", dyingWithParent(run.binary, dumpArguments(DEFAULT_PROTOCOL, [], [])), {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    // Not started (setpriv missing, no file descriptors left): 'close' may never come.
+    let proc: child.ChildProcessByStdio<null, Readable, Readable>
+    try {
+      proc = child.spawn("setpriv", dyingWithParent(run.binary, dumpArguments(DEFAULT_PROTOCOL, [], [])), {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+    } catch {
+      return handOver()
+    }
+    // Not started: setpriv missing (then 'close' follows), or no file descriptor left (then it may not, and the pipes
+    // are missing).
     proc.on("error", handOver)
+    if (!proc.stdout || !proc.stderr) return handOver()
+    proc.stdout.on("error", handOver)
+    proc.stderr.on("error", handOver)
     proc.stdout.on("data", (chunk: Buffer) => decoder.push(chunk))
     proc.stderr.setEncoding("utf8").on("data", (text: string) => {
       // Only the trailer is expected: a longer stderr is not (and is not kept).

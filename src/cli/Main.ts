@@ -59,6 +59,11 @@ const status = { signalEndsCleanly: false }
 
 /** 141 when stdout closed early; 130/143 when a signal cut a command short; else 1 on failure, 0 on success. */
 const teardown: Teardown = (exit, onExit) => {
+  // A write that failed as the program ended reports its error a tick later: let it arrive first.
+  setImmediate(() => end(exit, onExit))
+}
+
+const end: Teardown = (exit, onExit) => {
   if (stdoutGone) return onExit(141)
   if (signal !== undefined && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
     if (status.signalEndsCleanly) return onExit(0)

@@ -5,7 +5,9 @@
  * @internal
  */
 
+/** The conntrack binary run when none is named (looked up on the PATH). */
 export const DEFAULT_BINARY = "conntrack"
+/** The protocol dumped and listened to when none is named. */
 export const DEFAULT_PROTOCOL = "tcp"
 
 /** `-p PROTOCOL`, or nothing for every protocol (`all`). */

@@ -341,7 +341,8 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
       )
       const out = lines(p.stdout)
       const err = lines(p.stderr)
-      const code = await exited(p)
+      // Its output read to the end ('close', not 'exit').
+      const code = await new Promise<number | null>((resolve) => p.once("close", resolve))
       return { code, out, err: err.map((l) => l.replace(/timestamp=\S+ /, "")), runs: ran() - before }
     }
     try {
