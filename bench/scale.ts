@@ -77,7 +77,8 @@ const timeDumpCount = (binary: string) =>
     p.stdout.on("data", (b: Buffer) => {
       out += b.toString()
     })
-    p.on("exit", (code) => {
+    // Its output read to the end ('close', not 'exit').
+    p.on("close", (code) => {
       const took = seconds(start)
       if (code !== 0) reject(new Error(`dump --count exited ${code}`))
       else if (!out.includes(String(ENTRIES)) && !out.includes(ENTRIES.toLocaleString("en-US")))

@@ -62,10 +62,15 @@ interface Run {
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** Pids of the fake conntracks it started. */
   readonly conntracks: () => ReadonlyArray<number>
+  /** Whether it loaded Effect, once it has exited (undefined if it ended before its exit handlers ran). */
+  readonly effect: () => boolean | undefined
 }
 
 /** The environment without CONNTRACK_* variables (with one set, `dump --count` leaves its fast start). */
 const plainEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+
+/** Preloaded to tell whether Effect was loaded (see the file). */
+const effectLoaded = path.join(import.meta.dirname, "support", "effect-loaded.mjs")
 
 const start = (
   args: ReadonlyArray<string>,
@@ -75,9 +80,10 @@ const start = (
 ): Run => {
   const pids = path.join(dir, `pids-${runs++}`)
   fs.writeFileSync(pids, "")
-  const proc = child.spawn(process.execPath, [bin, ...args], {
+  const loaded = path.join(dir, `effect-${runs++}`)
+  const proc = child.spawn(process.execPath, ["--import", effectLoaded, bin, ...args], {
     stdio: [stdin, "pipe", "pipe"],
-    env: { ...base, FAKE_PIDS: pids, ...env }
+    env: { ...base, FAKE_PIDS: pids, EFFECT_LOADED_FILE: loaded, ...env }
   })
   let out = ""
   let err = ""
@@ -96,6 +102,7 @@ const start = (
     stdout: () => out,
     stderr: () => err,
     exit,
+    effect: () => (fs.existsSync(loaded) ? fs.readFileSync(loaded, "utf8") === "true" : undefined),
     conntracks: () =>
       fs
         .readFileSync(pids, "utf8")
@@ -151,6 +158,15 @@ describe("a reader that goes away (| head -1)", () => {
     expect(run.stderr()).toBe("")
   })
 
+  it("dump --json of 20,000 flows stops quietly: exit 141, though the program ended before its output was written", async () => {
+    const run = start(["dump", "--json"], { FAKE_FLOWS: "20000" })
+    await until("a first line", () => run.stdout().includes("\n"))
+    run.proc.stdout?.destroy()
+    const { code } = await exited(run)
+    expect(code).toBe(141)
+    noStackTrace(run.stderr())
+  })
+
   it("watch --json stops quietly and leaves no conntrack behind", async () => {
     const run = start(["watch", "--json", "--interval", "50 millis", "--proc-root", procRoot("1\n")])
     await until("a first walk", () => run.stdout().includes("\n"))
@@ -192,6 +208,8 @@ describe("a signal in the middle of dump", () => {
       run.proc.kill(signal)
       const exit = await exited(run)
       expect(exit.code).toBe(code)
+      expect(run.effect()).toBe(false)
+      expect(run.conntracks()).toHaveLength(1)
       expect(run.stdout()).toBe("")
       expect(run.stderr()).toBe(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
       await until("no fake conntrack alive", () => !run.conntracks().some(alive), 3000)

@@ -57,11 +57,14 @@ export const recognize = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): 
 export const dumpCount = (run: DumpCount): Promise<number | undefined> =>
   new Promise((resolve) => {
     const release = endLikeMain()
+    let proc: child.ChildProcessByStdio<null, Readable, Readable> | undefined
     let settled = false
     const handOver = () => {
       if (settled) return
       settled = true
       release()
+      // Not read any further: a conntrack still running is ended before the full command line runs its own.
+      if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL")
       resolve(undefined)
     }
     const counts = new Map<string, number>()
@@ -75,7 +78,6 @@ export const dumpCount = (run: DumpCount): Promise<number | undefined> =>
       }
     })
     let stderr = ""
-    let proc: child.ChildProcessByStdio<null, Readable, Readable>
     try {
       proc = child.spawn("setpriv", dyingWithParent(run.binary, dumpArguments(DEFAULT_PROTOCOL, [], [])), {
         stdio: ["ignore", "pipe", "pipe"]
@@ -83,8 +85,7 @@ export const dumpCount = (run: DumpCount): Promise<number | undefined> =>
     } catch {
       return handOver()
     }
-    // Not started: setpriv missing (then 'close' follows), or no file descriptor left (then it may not, and the pipes
-    // are missing).
+    // Not started: setpriv missing, or no file descriptor left for the pipes (then they are missing).
     proc.on("error", handOver)
     if (!proc.stdout || !proc.stderr) return handOver()
     proc.stdout.on("error", handOver)

@@ -41,6 +41,8 @@ const stdoutClosed = new Promise<void>((resolve) => {
     if (errorCode(error) !== "EPIPE")
       process.stderr.write(`effect-conntrack: cannot write the output (${errorCode(error)})\n`)
     stdoutGone = true
+    // Output still queued for the pipe can fail after the program ended with 0, while Node waits for it.
+    process.exitCode = 141
     resolve()
   })
 })
