@@ -1,18 +1,8 @@
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import type { Flow } from "../src/Flow.js"
 import * as FlowTable from "../src/FlowTable.js"
 import { tcpFlow } from "../src/testing.js"
-
-// `gc` without --expose-gc: the flag, then a new context to get the function from.
-v8.setFlagsFromString("--expose-gc")
-const gc = vm.runInNewContext("gc") as () => void
-const heap = () => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
+import { heap } from "./support/heap.js"
 
 const N = 100_000
 const address = (k: number) => `127.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`

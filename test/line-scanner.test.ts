@@ -5,23 +5,14 @@
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import { describe, expect, it } from "@effect/vitest"
 import type { Flow } from "../src/Flow.js"
 import { parseReference } from "../src/internal/reference.js"
 import { type LineFormat, makeDecoder } from "../src/Parser.js"
+import { heap } from "./support/heap.js"
 
 const recorded = path.join(import.meta.dirname, "..", "fixtures", "recorded")
 
-// `gc` without --expose-gc: the flag, then a new context to get the function from.
-v8.setFlagsFromString("--expose-gc")
-const gc = vm.runInNewContext("gc") as () => void
-const heap = () => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
 const root = path.join(import.meta.dirname, "..")
 
 const line = (n: number, secctx = "system_u:object_r:unlabeled_t:s0") =>
