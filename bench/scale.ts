@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { namespace } from "../test/kernel/netns.js"
+import { plainEnv } from "../test/support/plainEnv.js"
 import { conntrackIn, startWalker } from "./live.js"
 import { fmt, gc, median, type Row, seconds } from "./stats.js"
 
@@ -68,7 +69,7 @@ const timeDumpCount = (binary: string) =>
     const bin = path.join(import.meta.dirname, "..", "..", "dist", "bin.js")
     const start = process.hrtime.bigint()
     // As a user runs it, without the variables that send it to the full command line (src/cli/DumpCount.ts).
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+    const env = plainEnv()
     const p = child.spawn(process.execPath, [bin, "dump", "--count", "--conntrack", binary], {
       stdio: ["ignore", "pipe", "ignore"],
       env

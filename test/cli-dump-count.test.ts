@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { recognize } from "../src/cli/DumpCount.js"
+import { plainEnv } from "./support/plainEnv.js"
 
 const dist = path.join(import.meta.dirname, "..", "dist")
 const fake = path.join(import.meta.dirname, "..", "fixtures", "fake-conntrack.sh")
@@ -16,7 +17,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-dump-count-"
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 // The environment without CONNTRACK_* (the fast start leaves those to the full command line).
-const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+const baseEnv = plainEnv()
 
 /** Runs a built script; what it printed and how it ended, how many times conntrack ran, and whether Effect loaded. */
 const runNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string>, closeStdout = false) =>

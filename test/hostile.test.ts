@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import { plainEnv } from "./support/plainEnv.js"
 
 const bin = path.join(import.meta.dirname, "..", "dist", "bin.js")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-hostile-"))
@@ -65,9 +66,6 @@ interface Run {
   /** Whether it loaded Effect, once it has exited (undefined if it ended before its exit handlers ran). */
   readonly effect: () => boolean | undefined
 }
-
-/** The environment without CONNTRACK_* variables (with one set, `dump --count` leaves its fast start). */
-const plainEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
 
 /** Preloaded to tell whether Effect was loaded (see the file). */
 const effectLoaded = path.join(import.meta.dirname, "support", "effect-loaded.mjs")
@@ -213,7 +211,7 @@ describe("a signal in the middle of dump", () => {
     ["SIGINT", 130]
   ] as const) {
     it(`${signal} in dump --count's fast start: exit ${code}, a sentence on stderr, no conntrack left`, async () => {
-      const run = start(["dump", "--count", "--conntrack", fake], { FAKE_SLOW_DUMP: "1" }, "ignore", plainEnv)
+      const run = start(["dump", "--count", "--conntrack", fake], { FAKE_SLOW_DUMP: "1" }, "ignore", plainEnv())
       await until("the dump to start", () => run.conntracks().length > 0)
       await new Promise((r) => setTimeout(r, 300))
       run.proc.kill(signal)

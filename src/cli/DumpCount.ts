@@ -33,9 +33,12 @@ export interface DumpCount {
   readonly binary: string
 }
 
+/** Whether the full command line reads this environment variable (then the fast start leaves the count to it). */
+export const readByFullCommandLine = (name: string): boolean => name.startsWith("CONNTRACK_")
+
 /** The plain `dump --count` this process was asked for (`process.argv`, `process.env`), if it is one. */
 export const recognize = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): DumpCount | undefined => {
-  if (argv[2] !== "dump" || Object.keys(env).some((name) => name.startsWith("CONNTRACK_"))) return undefined
+  if (argv[2] !== "dump" || Object.keys(env).some(readByFullCommandLine)) return undefined
   let count = false
   let json = false
   let binary: string | undefined

@@ -6,15 +6,22 @@
  * @internal
  */
 
+/** What the command line says when its output cannot be written (other than to a reader that went away). */
+export const cannotWrite = (code: string | undefined): string => `effect-conntrack: cannot write the output (${code})\n`
+
+/** What the command line says when a signal stops it before the end. */
+export const stoppedBy = (signal: "SIGINT" | "SIGTERM"): string =>
+  `effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`
+
 /** Installs the handlers; the function returned removes them (before handing over to the full command line). */
 export const endLikeMain = (): (() => void) => {
   const onStdoutError = (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") process.stderr.write(`effect-conntrack: cannot write the output (${error.code})\n`)
+    if (error.code !== "EPIPE") process.stderr.write(cannotWrite(error.code))
     process.exit(141)
   }
   const onStderrError = () => {}
   const stopped = (signal: "SIGINT" | "SIGTERM", code: number) => () => {
-    process.stderr.write(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
+    process.stderr.write(stoppedBy(signal))
     process.exit(code)
   }
   const onInt = stopped("SIGINT", 130)

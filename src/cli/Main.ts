@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
 import { run } from "../Cli.js"
+import { cannotWrite, stoppedBy } from "./FastStart.js"
 import { ExitStatus, Stdin, StdinUnreadable } from "./Input.js"
 
 const errorCode = (error: unknown): string =>
@@ -38,8 +39,7 @@ const stdin: Stream.Stream<Uint8Array, StdinUnreadable> = Stream.suspend(() => {
 let stdoutGone = false
 const stdoutClosed = new Promise<void>((resolve) => {
   process.stdout.on("error", (error) => {
-    if (errorCode(error) !== "EPIPE")
-      process.stderr.write(`effect-conntrack: cannot write the output (${errorCode(error)})\n`)
+    if (errorCode(error) !== "EPIPE") process.stderr.write(cannotWrite(errorCode(error)))
     stdoutGone = true
     // Output still queued for the pipe can fail after the program ended with 0, while Node waits for it.
     process.exitCode = 141
@@ -69,7 +69,7 @@ const end: Teardown = (exit, onExit) => {
   if (stdoutGone) return onExit(141)
   if (signal !== undefined && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
     if (status.signalEndsCleanly) return onExit(0)
-    process.stderr.write(`effect-conntrack: stopped by ${signal} before the end: the output is incomplete\n`)
+    process.stderr.write(stoppedBy(signal))
     return onExit(signal === "SIGINT" ? 130 : 143)
   }
   return defaultTeardown(exit, onExit)

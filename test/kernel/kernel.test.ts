@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { plainEnv } from "../support/plainEnv.js"
 import { bin, burst, exited, lines, type Namespace, namespace, serve, traffic, unavailable, waitFor } from "./netns.js"
 
 const why = unavailable()
@@ -329,7 +330,7 @@ describe.skipIf(why !== undefined && !required)("on a real kernel", () => {
         .split("\n")
         .filter((l) => l !== "").length
     // Without the test's own CONNTRACK_* variables: with any set, the fast start leaves the count to the full one.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("CONNTRACK_")))
+    const env = plainEnv()
     const main = path.join(path.dirname(bin), "cli", "Main.js")
     const run = async (prefix: ReadonlyArray<string>, script: string, json: boolean) => {
       const before = ran()
