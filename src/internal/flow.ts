@@ -88,6 +88,15 @@ function TupleObject(this: TupleDraft, d: TupleDraft) {
 TupleObject.prototype = Object.prototype
 export const makeTuple = (d: TupleDraft): Tuple => new (TupleObject as unknown as new (d: TupleDraft) => Tuple)(d)
 
+/** A tuple of `known`'s addresses and ports with the rest of the draft `d` (a reply's zone and counters, read anew). */
+export const makeTupleAt = (d: TupleDraft, known: Tuple): Tuple => {
+  d.src = known.src
+  d.dst = known.dst
+  d.sport = known.sport
+  d.dport = known.dport
+  return makeTuple(d)
+}
+
 function FlowObject(this: FlowDraft, d: FlowDraft) {
   if (d.type !== undefined) this.type = d.type
   if (d.timestamp !== undefined) this.timestamp = d.timestamp

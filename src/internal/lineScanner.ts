@@ -14,7 +14,7 @@
  */
 import type { Flow, Tuple } from "../Flow.js"
 import { KeepCredit } from "./eventTuples.js"
-import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple } from "./flow.js"
+import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, makeTupleAt } from "./flow.js"
 import { lineScannerWasm } from "./lineScannerWasm.js"
 import { addressText as address, texts } from "./sharedStrings.js"
 import { STATES } from "./states.js"
@@ -233,12 +233,8 @@ export const scannedFlow = (b: Buffer, start: number, end: number, compact: bool
     if (plain && plainReplies[slot] === true) flow.reply = known
     else {
       clearTuple(reply)
-      reply.src = known.src
-      reply.dst = known.dst
-      reply.sport = known.sport
-      reply.dport = known.dport
       replyExtras(r)
-      flow.reply = makeTuple(reply)
+      flow.reply = makeTupleAt(reply, known)
     }
   } else {
     clearTuple(original)

@@ -36,7 +36,16 @@ import {
   unrepliedOf,
   worthKeeping
 } from "./eventTuples.js"
-import { clearFlow, clearTuple, emptyFlow, emptyTuple, makeFlow, makeTuple, type TupleDraft } from "./flow.js"
+import {
+  clearFlow,
+  clearTuple,
+  emptyFlow,
+  emptyTuple,
+  makeFlow,
+  makeTuple,
+  makeTupleAt,
+  type TupleDraft
+} from "./flow.js"
 import { addressFamily, decimal, repeats, scanEnd, skipSpaces as skip } from "./scan.js"
 import { addressText as address, texts } from "./sharedStrings.js"
 import { knownState } from "./states.js"
@@ -222,13 +231,7 @@ export const readStraight = (
     flow.original = originalOf(kept)
     const known = replyOf(kept)
     if (plain && plainOf(kept)) flow.reply = known
-    else {
-      reply.src = known.src
-      reply.dst = known.dst
-      reply.sport = known.sport
-      reply.dport = known.dport
-      flow.reply = makeTuple(reply)
-    }
+    else flow.reply = makeTupleAt(reply, known)
     if (flow.type === "DESTROY") forget(kept)
   } else {
     flow.original = makeTuple(original)
