@@ -19,7 +19,7 @@ const handedOn = <E>(format: "dump" | "events", reads: Stream.Stream<Uint8Array,
     const sizes: Array<number> = []
     const ids: Array<number | undefined> = []
     const exit = yield* reads.pipe(
-      stdoutFlows(format, "conntrack"),
+      stdoutFlows(format, "conntrack", { failed: (error: E) => error, after: Effect.void }),
       Stream.runForEachChunk((chunk) =>
         Effect.sync(() => {
           sizes.push(chunk.length)
