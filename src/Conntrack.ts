@@ -30,7 +30,7 @@ import {
 } from "./Errors.js"
 import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
-import { dumpArguments, dyingWithParent, isTrailer, protocolArguments } from "./internal/conntrackCommand.js"
+import { dumpArguments, hasStdbuf, isTrailer, protocolArguments, wrapped } from "./internal/conntrackCommand.js"
 import { describeState, hasEnded, processState } from "./internal/processState.js"
 import { stdoutFlows } from "./internal/stdoutFlows.js"
 import * as LogLimit from "./LogLimit.js"
@@ -100,9 +100,10 @@ export const start = (
     const { program, args } =
       format === "events" ? yield* eventsProgram(options) : { program: o.binary, args: argumentsFor(format, options) }
     const shown = `${program} ${args.join(" ")}`
-    const command = o.dieWithParent
-      ? Command.make("setpriv", ...dyingWithParent(program, args))
-      : Command.make(program, ...args)
+    const writeSize = format === "dump" ? o.dumpWriteSize : 0
+    const stdbuf = writeSize > 0 && (yield* Effect.sync(() => hasStdbuf()))
+    const spawned = wrapped(program, args, { dieWithParent: o.dieWithParent, writeSize, stdbuf })
+    const command = Command.make(spawned.command, ...spawned.args)
 
     const proc = yield* Command.start(command).pipe(
       Effect.mapError((error): ConntrackError => {
@@ -218,13 +219,11 @@ export const start = (
     )
 
     const flows = proc.stdout.pipe(
-      Stream.catchAll((error: PlatformError) =>
-        Stream.fail(
-          new ConntrackExited({ command: shown, problem: `output could not be read: ${error.message}`, stderr: [] })
-        )
-      ),
-      stdoutFlows(format, shown),
-      Stream.concat(Stream.fromEffect(ending).pipe(Stream.drain))
+      stdoutFlows(format, shown, {
+        failed: (error: PlatformError): ConntrackError =>
+          new ConntrackExited({ command: shown, problem: `output could not be read: ${error.message}`, stderr: [] }),
+        after: ending
+      })
     )
     const exitedFirst = proc.exitCode.pipe(
       Effect.either,

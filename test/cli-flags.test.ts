@@ -134,7 +134,9 @@ describe("conntrack's own refusals", () => {
 })
 
 describe("extra conntrack arguments for -L only, -E only, or both", () => {
-  const argsOf = (spawned: ReadonlyArray<Scripted.Spawned>) => spawned.map((s) => s.args.slice(4).join(" "))
+  // conntrack's own arguments, after what runs it (setpriv, and stdbuf for a dump).
+  const argsOf = (spawned: ReadonlyArray<Scripted.Spawned>) =>
+    spawned.map((s) => s.args.slice(s.args.indexOf("conntrack") + 1).join(" "))
 
   it.effect("--dump-arg and --event-arg, with -- for both", () =>
     Effect.gen(function* () {

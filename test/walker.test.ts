@@ -93,10 +93,27 @@ describe("FlowWalker with a scripted conntrack", () => {
         const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
         expect(spawned.map((s) => [s.command, ...s.args].join(" "))).toStrictEqual([
           "setpriv --pdeathsig KILL -- conntrack --buffer-size 1024 -E -o id -p tcp --zone 3",
-          "setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp --zone 3"
+          "setpriv --pdeathsig KILL -- stdbuf -o 65536 conntrack -L -o id -p tcp --zone 3"
         ])
       })
     )
+  )
+
+  it.effect("dumps through stdbuf only as asked: with dumpWriteSize 0, and without setpriv", () =>
+    Effect.gen(function* () {
+      const lines = (options: WalkerOptions) =>
+        withWalker({}, options, () =>
+          Effect.map(Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned)), (spawned) =>
+            spawned.filter((s) => s.kind === "dump").map((s) => [s.command, ...s.args].join(" "))
+          )
+        )
+      expect(yield* lines({ dumpWriteSize: 0 })).toStrictEqual([
+        "setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp"
+      ])
+      expect(yield* lines({ dieWithParent: false, dumpWriteSize: 4096 })).toStrictEqual([
+        "stdbuf -o 4096 conntrack -L -o id -p tcp"
+      ])
+    })
   )
 
   it.effect("reports a connection closed between two walks dead exactly once", () =>

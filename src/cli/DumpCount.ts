@@ -2,7 +2,8 @@
  * `dump --count [--json] [--conntrack PATH]` without Effect: the fast start of the `dump` command's count. The full
  * command line spawned conntrack 190–290 ms after Node started (Node alone takes 80 ms here): loading Effect, its
  * platform and the command line library comes first. This path spawns it 80–100 ms after, as the full command line
- * would (`setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp`), and prints what it would print.
+ * would (`setpriv --pdeathsig KILL -- stdbuf -o 65536 conntrack -L -o id -p tcp`, see `conntrackCommand.wrapped`), and
+ * prints what it would print.
  *
  * It finishes only a dump that goes as expected: conntrack exits 0, every line of its stdout is a flow, and its stderr
  * holds nothing but its trailer. Anything else (a spawn that fails, another exit code or a signal, a line that is not
@@ -19,9 +20,11 @@ import type { Readable } from "node:stream"
 import {
   DEFAULT_BINARY,
   DEFAULT_PROTOCOL,
+  DUMP_WRITE_SIZE,
   dumpArguments,
-  dyingWithParent,
-  isTrailer
+  hasStdbuf,
+  isTrailer,
+  wrapped
 } from "../internal/conntrackCommand.js"
 import { makeLineDecoder } from "../internal/decode.js"
 import { endLikeMain } from "./FastStart.js"
@@ -82,9 +85,12 @@ export const dumpCount = (run: DumpCount): Promise<number | undefined> =>
     })
     let stderr = ""
     try {
-      proc = child.spawn("setpriv", dyingWithParent(run.binary, dumpArguments(DEFAULT_PROTOCOL, [], [])), {
-        stdio: ["ignore", "pipe", "pipe"]
+      const spawned = wrapped(run.binary, dumpArguments(DEFAULT_PROTOCOL, [], []), {
+        dieWithParent: true,
+        writeSize: DUMP_WRITE_SIZE,
+        stdbuf: hasStdbuf()
       })
+      proc = child.spawn(spawned.command, spawned.args, { stdio: ["ignore", "pipe", "pipe"] })
     } catch {
       return handOver()
     }
