@@ -6,7 +6,8 @@
  * warning through the `LogLimit` rate limit; a failing dump's stderr only in its error); an ENOBUFS warning fails the
  * event stream (conntrack 1.4.6+ keeps running after losing events). A malformed stdout line is logged (rate-limited)
  * and counted and the stream goes on. Closing the scope stops the child: SIGTERM,
- * then SIGKILL after `stopTimeout`; started through `setpriv --pdeathsig KILL`, it also dies with this process.
+ * then SIGKILL after `stopTimeout`; started through `setpriv --pdeathsig KILL`, it also dies with this process. A dump
+ * runs through `stdbuf -o 65536` when stdbuf is on the PATH (`dumpWriteSize`): 64 KiB writes instead of 4 KiB.
  */
 import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"

@@ -1,5 +1,6 @@
 import * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
@@ -60,6 +61,25 @@ describe("conntrack through the Node executor", () => {
     Effect.gen(function* () {
       const flows = yield* Stream.runCollect(Conntrack.dump({ binary: fake }))
       expect(flows.length).toBe(recorded("dump-tcp.txt").length)
+    }).pipe(Effect.provide(quiet))
+  )
+
+  it.live("a dump runs conntrack through stdbuf with 64 KiB writes, or as it is with dumpWriteSize 0", () =>
+    Effect.gen(function* () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ectx-stdbuf-"))
+      // What conntrack's process is given by stdbuf (its preload reads _STDBUF_O), then the recorded dump.
+      const binary = path.join(dir, "conntrack")
+      const seen = path.join(dir, "seen")
+      fs.writeFileSync(binary, `#!/bin/sh\necho "o=$_STDBUF_O" > ${seen}\nexec ${fake} "$@"\n`, { mode: 0o755 })
+      try {
+        const flows = yield* Stream.runCollect(Conntrack.dump({ binary }))
+        expect(flows.length).toBe(recorded("dump-tcp.txt").length)
+        expect(fs.readFileSync(seen, "utf8")).toBe("o=65536\n")
+        yield* Stream.runCollect(Conntrack.dump({ binary, dumpWriteSize: 0 }))
+        expect(fs.readFileSync(seen, "utf8")).toBe("o=\n")
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
     }).pipe(Effect.provide(quiet))
   )
 

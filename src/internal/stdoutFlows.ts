@@ -17,8 +17,9 @@ import { type LineFormat, makeDecoder } from "../Parser.js"
 
 /**
  * A dump's flows are handed on in chunks of at least this many (the last may hold fewer). conntrack -L writes 4 KiB
- * (about 25 lines) at a time, and each chunk costs a consumer such as the walker a hand-over between fibers: on a
- * table of 262,144 entries that was more CPU than the fold. Events are handed on as they are read.
+ * (about 25 lines) at a time unless run through stdbuf (see `conntrackCommand.DUMP_WRITE_SIZE`), and each chunk costs
+ * a consumer such as the walker a hand-over between fibers: on a table of 262,144 entries that was more CPU than the
+ * fold. Events are handed on as they are read.
  */
 export const DUMP_CHUNK = 2048
 
