@@ -54,7 +54,7 @@ const timeReadOnly = (binary: string) =>
   new Promise<number>((resolve, reject) => {
     const start = process.hrtime.bigint()
     const run = wrapped(binary, ["-L", "-o", "id", "-p", "tcp"], {
-      dieWithParent: false,
+      dieWithParent: true,
       writeSize: DUMP_WRITE_SIZE,
       stdbuf: hasStdbuf()
     })

@@ -31,7 +31,15 @@ import {
 } from "./Errors.js"
 import * as EventSource from "./EventSource.js"
 import type { Flow } from "./Flow.js"
-import { dumpArguments, hasStdbuf, isTrailer, protocolArguments, wrapped } from "./internal/conntrackCommand.js"
+import {
+  dumpArguments,
+  hasStdbuf,
+  isStdbufFailure,
+  isTrailer,
+  protocolArguments,
+  stdbufFailed,
+  wrapped
+} from "./internal/conntrackCommand.js"
 import { describeState, hasEnded, processState } from "./internal/processState.js"
 import { stdoutFlows } from "./internal/stdoutFlows.js"
 import * as LogLimit from "./LogLimit.js"
@@ -84,6 +92,9 @@ export interface Running {
   readonly pid: number
 }
 
+/** How a `ConntrackExited` starts its problem when stdbuf, not conntrack, failed. */
+const THROUGH_STDBUF = "could not be run through stdbuf"
+
 const STDERR_KEPT = 10
 /** Longest stderr line kept for an error's text or a log line (a flood can send megabytes in one line). */
 const STDERR_LINE_KEPT = 500
@@ -105,12 +116,29 @@ export const start = (
     const stdbuf = writeSize > 0 && (yield* Effect.sync(() => hasStdbuf()))
     const spawned = wrapped(program, args, { dieWithParent: o.dieWithParent, writeSize, stdbuf })
     const command = Command.make(spawned.command, ...spawned.args)
+    // stdbuf only makes the dump's writes larger: one that fails to run is left out from then on.
+    const stdbufFailure = (how: string, stderr: ReadonlyArray<string>) =>
+      new ConntrackExited({
+        command: shown,
+        problem:
+          `${THROUGH_STDBUF} -o ${writeSize} (${how}): this process runs conntrack without stdbuf from now on ` +
+          "(CONNTRACK_DUMP_WRITE_SIZE=0, or dumpWriteSize: 0, does so from the start)",
+        stderr
+      })
+    const failing = (error: ConntrackError): Effect.Effect<never, ConntrackError> =>
+      error._tag === "ConntrackExited" && error.problem?.startsWith(THROUGH_STDBUF) === true
+        ? Effect.zipRight(
+            Effect.sync(() => stdbufFailed()),
+            Effect.fail(error)
+          )
+        : Effect.fail(error)
 
     const proc = yield* Command.start(command).pipe(
       Effect.mapError((error): ConntrackError => {
         if (error._tag === "SystemError" && error.reason === "NotFound") {
-          // With dieWithParent the program spawned is setpriv: that is what is missing.
+          // With dieWithParent the program spawned is setpriv: that is what is missing. Without it, stdbuf if used.
           if (o.dieWithParent) return new ConntrackNotFound({ binary: "setpriv", pkg: "util-linux" })
+          if (stdbuf) return stdbufFailure("it was not found", [])
           if (program !== o.binary) return new EventHelperUnavailable({ path: program, reason: "is missing" })
           return new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
         }
@@ -118,7 +146,8 @@ export const start = (
           return new PermissionDenied({ command: shown, stderr: [error.message] })
         }
         return new ConntrackExited({ command: shown, problem: `could not be started: ${error.message}`, stderr: [] })
-      })
+      }),
+      Effect.catchAll(failing)
     )
 
     // Runs before the executor's own finalizer (which waits for the child with no time limit).
@@ -185,6 +214,9 @@ export const start = (
     const exitError = (exitCode: number | undefined, signal: string | undefined): ConntrackError => {
       if (overflowed) return new EventOverflow({ command: shown })
       const stderr = [...stderrTail]
+      if (stdbuf && isStdbufFailure(exitCode, stderr)) {
+        return stdbufFailure(exitCode !== undefined ? `exit code ${exitCode}` : `signal ${signal}`, stderr)
+      }
       if (permissionRefused) return new PermissionDenied({ command: shown, stderr })
       if (exitCode === 127 && stderr.some((l) => /No such file or directory/.test(l))) {
         // setpriv could not execute the program: conntrack, or the event helper.
@@ -211,9 +243,9 @@ export const start = (
               const code = exit.right as number
               return code === 0 && format === "dump" && !permissionRefused
                 ? logHeldForDump
-                : Effect.fail(exitError(code, undefined))
+                : failing(exitError(code, undefined))
             }
-            return Effect.fail(exitError(undefined, signalOf(exit.left)))
+            return failing(exitError(undefined, signalOf(exit.left)))
           })
         )
       )
@@ -230,7 +262,7 @@ export const start = (
       Effect.either,
       Effect.zipLeft(Fiber.join(stderrFiber)),
       Effect.flatMap((exit) =>
-        Effect.fail(
+        failing(
           Either.isRight(exit) ? exitError(exit.right as number, undefined) : exitError(undefined, signalOf(exit.left))
         )
       )

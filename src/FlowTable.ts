@@ -564,7 +564,7 @@ const dumped = (draft: Draft, flow: Flow): void => {
     draft.unkeyed++
     return
   }
-  // The live slot is not changed below before a line's last step: that step is given it, not a second lookup.
+  // Where `slot` is passed below, nothing before it changed `draft.live` for this id: it is not looked up again.
   const slot = draft.live.get(id)
   const live = findLive(slot, flow)
   const touched = draft.touched as Set<Live | Tomb>

@@ -244,7 +244,7 @@ const release = (flows: ReadonlyArray<Flow>): void => {
   if (flows.length > 0) (flows as Array<Flow>).length = 0
 }
 
-/** Dump chunks (of 2,048 flows or a few more) that may wait to be folded: the rest of the queue is the events'. */
+/** Dump chunks (2,048 flows or up to a read more) that may wait to be folded: the rest of the queue is the events'. */
 const DUMP_AHEAD = 4
 
 /** What a session's queue carries: dumped flows, the dump's end, events, or why a feed ended. */

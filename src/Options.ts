@@ -5,7 +5,7 @@
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
-import { DEFAULT_BINARY, DEFAULT_PROTOCOL, DUMP_WRITE_SIZE } from "./internal/conntrackCommand.js"
+import { DEFAULT_BINARY, DEFAULT_PROTOCOL, DUMP_WRITE_SIZE, MAX_DUMP_WRITE_SIZE } from "./internal/conntrackCommand.js"
 
 /** How to run conntrack. */
 export interface ConntrackOptions {
@@ -25,9 +25,10 @@ export interface ConntrackOptions {
   /** More arguments for `-E` only, after `extraArgs` (e.g. `["-e", "UPDATE,DESTROY"]`). */
   readonly eventArgs?: ReadonlyArray<string>
   /**
-   * Bytes `conntrack -L` writes at a time, set with `stdbuf -o` (coreutils) when it is on the PATH; 0 leaves
-   * conntrack's own 4 KiB writes. Default 64 KiB: fewer, larger reads cost the reader less CPU, which a large dump
-   * otherwise takes from conntrack.
+   * Bytes `conntrack -L` writes at a time (a whole number up to 16 MiB), set with `stdbuf -o` (coreutils) when it is
+   * on the PATH; 0 leaves conntrack's own 4 KiB writes. Default 64 KiB: fewer, larger reads cost the reader less CPU,
+   * which a large dump otherwise takes from conntrack. A stdbuf that fails to run fails that dump, and the later
+   * dumps of the process run conntrack without it.
    */
   readonly dumpWriteSize?: number
   /** Start conntrack through `setpriv --pdeathsig KILL` so that it dies with this process. Default true. */
@@ -76,11 +77,11 @@ export interface WalkerOptions extends ConntrackOptions, TableOptions {
   readonly listenTimeout?: Duration.DurationInput
   /**
    * How far reading may run ahead of folding, in chunks of events (up to 64 KiB, about 250 events, each; while a dump
-   * runs, up to 4 chunks of its flows, 2,048 or a few more each, wait besides). Past it the walker stops reading,
-   * conntrack blocks on its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs. Default
-   * 512 (about 128,000 events: seconds of a busy host's events, tens of MB at most). Reading runs ahead while the dump
-   * runs and while a `changes` subscriber takes its snapshot; otherwise, once the dump is in, each read is folded as
-   * soon as it is read, before the next read (on one thread, reading ahead would not fold any sooner).
+   * runs, up to 4 chunks of its flows, 2,048 or up to one read more each, wait besides). Past it the walker stops
+   * reading, conntrack blocks on its pipe, the kernel drops events, conntrack reports ENOBUFS and the walker resyncs.
+   * Default 512 (about 128,000 events: seconds of a busy host's events, tens of MB at most). Reading runs ahead while
+   * the dump runs and while a `changes` subscriber takes its snapshot; otherwise, once the dump is in, each read is
+   * folded as soon as it is read, before the next read (on one thread, reading ahead would not fold any sooner).
    */
   readonly eventBuffer?: number
   /** How many changes a slow `changes` subscriber may fall behind before it loses the oldest. Default 65,536. */
@@ -171,8 +172,8 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config)
 /**
  * The walker's options from the environment: `CONNTRACK_BINARY`, `CONNTRACK_PROTOCOL`, `CONNTRACK_BUFFER_SIZE`,
  * `CONNTRACK_EXTRA_ARGS` (split on spaces; for both `-L` and `-E`), `CONNTRACK_DUMP_ARGS` (`-L` only),
- * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DUMP_WRITE_SIZE`, `CONNTRACK_DIE_WITH_PARENT`, `CONNTRACK_STOP_TIMEOUT`,
- * `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
+ * `CONNTRACK_EVENT_ARGS` (`-E` only), `CONNTRACK_DUMP_WRITE_SIZE`, `CONNTRACK_DIE_WITH_PARENT`,
+ * `CONNTRACK_STOP_TIMEOUT`, `CONNTRACK_EVENT_SOURCE` (`auto`, `helper` or `conntrack`), `CONNTRACK_HELPER_PATH`,
  * `CONNTRACK_MAX_DEAD`, `CONNTRACK_MAX_REPORTED`, `CONNTRACK_INCLUDE_NEW`, `CONNTRACK_PROC_ROOT`,
  * `CONNTRACK_RESTART_DELAY`, `CONNTRACK_LISTEN_TIMEOUT`, `CONNTRACK_EVENT_BUFFER`, `CONNTRACK_CHANGES_BUFFER`,
  * `CONNTRACK_SUPPORT_CHECK_INTERVAL`. Durations use Effect's syntax (`250 millis`, `2 seconds`).
@@ -188,7 +189,12 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   dumpArgs: optional(Config.string("DUMP_ARGS").pipe(Config.map(words))),
   eventArgs: optional(Config.string("EVENT_ARGS").pipe(Config.map(words))),
   dumpWriteSize: optional(
-    Config.integer("DUMP_WRITE_SIZE").pipe(Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }))
+    Config.integer("DUMP_WRITE_SIZE").pipe(
+      Config.validate({
+        message: `must be from 0 to ${MAX_DUMP_WRITE_SIZE}`,
+        validation: (n) => n >= 0 && n <= MAX_DUMP_WRITE_SIZE
+      })
+    )
   ),
   dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),
   stopTimeout: optional(Config.duration("STOP_TIMEOUT")),

@@ -21,44 +21,51 @@ const baseEnv = plainEnv()
 
 /** Runs a built script; what it printed and how it ended, how many times conntrack ran, and whether Effect loaded. */
 const runNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string>, closeStdout = false) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string; runs: number; effect: boolean | undefined }>(
-    (resolve, reject) => {
-      const runs = path.join(dir, `runs-${Math.random()}`)
-      const effect = path.join(dir, `effect-${Math.random()}`)
-      const proc = child.spawn(process.execPath, ["--import", loaded, path.join(dist, script), ...args], {
-        env: { ...baseEnv, ...env, FAKE_RUNS: runs, EFFECT_LOADED_FILE: effect }
+  new Promise<{
+    status: number | null
+    stdout: string
+    stderr: string
+    runs: number
+    ran: ReadonlyArray<string>
+    effect: boolean | undefined
+  }>((resolve, reject) => {
+    const runs = path.join(dir, `runs-${Math.random()}`)
+    const effect = path.join(dir, `effect-${Math.random()}`)
+    const proc = child.spawn(process.execPath, ["--import", loaded, path.join(dist, script), ...args], {
+      env: { ...baseEnv, ...env, FAKE_RUNS: runs, EFFECT_LOADED_FILE: effect }
+    })
+    let stdout = ""
+    let stderr = ""
+    // A reader that went away before the end.
+    if (closeStdout) proc.stdout.destroy()
+    else
+      proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+        stdout += d
       })
-      let stdout = ""
-      let stderr = ""
-      // A reader that went away before the end.
-      if (closeStdout) proc.stdout.destroy()
-      else
-        proc.stdout.setEncoding("utf8").on("data", (d: string) => {
-          stdout += d
-        })
-      proc.stderr.setEncoding("utf8").on("data", (d: string) => {
-        stderr += d
+    proc.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d
+    })
+    proc.on("error", reject)
+    proc.on("close", (status) => {
+      const ran = fs.existsSync(runs)
+        ? fs
+            .readFileSync(runs, "utf8")
+            .split("\n")
+            .filter((l) => l !== "")
+        : []
+      resolve({
+        status,
+        stdout,
+        // The logfmt logger stamps each line with the time: the rest must match.
+        stderr: stderr.replace(/timestamp=\S+ /g, ""),
+        runs: ran.length,
+        // conntrack's arguments and the block size stdbuf gave it, a line a run.
+        ran,
+        // Undefined when the process ended before its exit handlers ran.
+        effect: fs.existsSync(effect) ? fs.readFileSync(effect, "utf8") === "true" : undefined
       })
-      proc.on("error", reject)
-      proc.on("close", (status) => {
-        const ran = fs.existsSync(runs)
-          ? fs
-              .readFileSync(runs, "utf8")
-              .split("\n")
-              .filter((l) => l !== "").length
-          : 0
-        resolve({
-          status,
-          stdout,
-          // The logfmt logger stamps each line with the time: the rest must match.
-          stderr: stderr.replace(/timestamp=\S+ /g, ""),
-          runs: ran,
-          // Undefined when the process ended before its exit handlers ran.
-          effect: fs.existsSync(effect) ? fs.readFileSync(effect, "utf8") === "true" : undefined
-        })
-      })
-    }
-  )
+    })
+  })
 
 describe("effect-conntrack dump --count, the fast start", () => {
   const goes: ReadonlyArray<readonly [string, Record<string, string>, number]> = [
@@ -75,8 +82,11 @@ describe("effect-conntrack dump --count, the fast start", () => {
         const args = ["dump", "--count", ...json, "--conntrack", fake]
         const fast = await runNode("bin.js", args, env)
         const full = await runNode("cli/Main.js", args, env)
-        expect({ ...fast, runs: 0, effect: true }).toStrictEqual({ ...full, runs: 0 })
+        expect({ ...fast, runs: 0, ran: [], effect: true }).toStrictEqual({ ...full, runs: 0, ran: [] })
         expect(full).toMatchObject({ runs: 1, effect: true })
+        // The same command: conntrack's arguments, and 64 KiB writes through stdbuf.
+        expect(fast.ran[0]).toBe("-L -o id -p tcp o=65536")
+        expect(full.ran).toStrictEqual(["-L -o id -p tcp o=65536"])
         // Finished without Effect, or handed over (conntrack ran again for the full command line).
         expect(fast).toMatchObject(runs === 1 ? { runs, effect: false, status: 0 } : { runs, effect: true })
       }, 60_000)

@@ -4,7 +4,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { findOnPath, hasStdbuf, wrapped } from "../src/internal/conntrackCommand.js"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { findOnPath, hasStdbuf, isStdbufFailure, stdbufFailed, wrapped } from "../src/internal/conntrackCommand.js"
+import * as Options from "../src/Options.js"
 
 const line = (w: { command: string; args: ReadonlyArray<string> }) => [w.command, ...w.args].join(" ")
 const dump = ["-L", "-o", "id"]
@@ -40,8 +44,46 @@ describe("findOnPath", () => {
     expect(findOnPath("tool", "")).toBeUndefined()
   })
 
-  it("hasStdbuf says whether stdbuf is on a PATH", () => {
+  it("hasStdbuf says whether stdbuf is on a PATH, and no more once it failed there", () => {
     expect(hasStdbuf(dir)).toBe(false)
-    expect(hasStdbuf("/usr/bin:/bin")).toBe(fs.existsSync("/usr/bin/stdbuf") || fs.existsSync("/bin/stdbuf"))
+    const withStdbuf = fs.mkdtempSync(path.join(dir, "bin-"))
+    fs.writeFileSync(path.join(withStdbuf, "stdbuf"), "#!/bin/sh\n", { mode: 0o755 })
+    expect(hasStdbuf(withStdbuf)).toBe(true)
+    stdbufFailed(withStdbuf)
+    expect(hasStdbuf(withStdbuf)).toBe(false)
+    expect(hasStdbuf(`${withStdbuf}:`)).toBe(true)
   })
+})
+
+describe("isStdbufFailure", () => {
+  it("is stdbuf's own failure (exit 125) or setpriv's failing to execute it, not conntrack's", () => {
+    expect(isStdbufFailure(125, ["stdbuf: failed to find ‘libstdbuf.so’"])).toBe(true)
+    expect(isStdbufFailure(125, ["stdbuf: invalid mode ‘1.5’"])).toBe(true)
+    expect(isStdbufFailure(127, ["setpriv: failed to execute stdbuf: No such file or directory"])).toBe(true)
+    // conntrack missing or not executable: stdbuf says so, but the failure is conntrack's.
+    expect(isStdbufFailure(127, ["stdbuf: failed to run command ‘conntrack’: No such file or directory"])).toBe(false)
+    expect(isStdbufFailure(126, ["stdbuf: failed to run command ‘conntrack’: Permission denied"])).toBe(false)
+    // conntrack's own exit codes, whatever they are, with conntrack's words.
+    expect(isStdbufFailure(125, ["conntrack v1.4.7 (conntrack-tools): something"])).toBe(false)
+    expect(isStdbufFailure(1, [])).toBe(false)
+    expect(isStdbufFailure(undefined, [])).toBe(false)
+  })
+})
+
+describe("CONNTRACK_DUMP_WRITE_SIZE", () => {
+  it.effect("is read as bytes from 0 to 16 MiB; anything else is refused", () =>
+    Effect.gen(function* () {
+      const read = (value: string) =>
+        Effect.either(
+          Effect.withConfigProvider(
+            Options.config,
+            ConfigProvider.fromMap(new Map([["CONNTRACK_DUMP_WRITE_SIZE", value]]), { pathDelim: "_" })
+          )
+        )
+      expect(yield* read("0")).toStrictEqual(Either.right({ dumpWriteSize: 0 }))
+      expect(yield* read("16777216")).toStrictEqual(Either.right({ dumpWriteSize: 16777216 }))
+      for (const wrong of ["-1", "16777217", "1.5", "64K"]) expect(Either.isLeft(yield* read(wrong))).toBe(true)
+      expect(Options.resolve({}).dumpWriteSize).toBe(65536)
+    })
+  )
 })

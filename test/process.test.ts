@@ -64,7 +64,7 @@ describe("conntrack through the Node executor", () => {
     }).pipe(Effect.provide(quiet))
   )
 
-  it.live("a dump runs conntrack through stdbuf with 64 KiB writes, or as it is with dumpWriteSize 0", () =>
+  it.live("a dump runs conntrack under stdbuf -o 65536 (its preload's setting), or as it is with dumpWriteSize 0", () =>
     Effect.gen(function* () {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ectx-stdbuf-"))
       // What conntrack's process is given by stdbuf (its preload reads _STDBUF_O), then the recorded dump.

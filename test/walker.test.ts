@@ -74,6 +74,33 @@ const spawnedKinds = Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned).pi
   Effect.map((all) => all.map((p) => p.kind))
 )
 
+/**
+ * Runs `effect` with a PATH of its own: a new directory, holding an executable `stdbuf` when `stdbuf` is true. (The
+ * scripted executor runs nothing: only the lookup of stdbuf reads the PATH. A new directory each time, since a stdbuf
+ * that failed is remembered for its PATH.)
+ */
+const withPath = <A, E, R>(stdbuf: boolean, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ectx-walker-path-"))
+      if (stdbuf) fs.writeFileSync(path.join(dir, "stdbuf"), "#!/bin/sh\n", { mode: 0o755 })
+      const saved = process.env.PATH
+      process.env.PATH = dir
+      return { dir, saved }
+    }),
+    () => effect,
+    ({ dir, saved }) =>
+      Effect.sync(() => {
+        process.env.PATH = saved
+        fs.rmSync(dir, { recursive: true, force: true })
+      })
+  )
+
+/** The command lines of the dumps spawned so far. */
+const dumpLines = Effect.map(Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned)), (spawned) =>
+  spawned.filter((s) => s.kind === "dump").map((s) => [s.command, ...s.args].join(" "))
+)
+
 describe("FlowWalker with a scripted conntrack", () => {
   it.effect("starts the event stream before the dump, and walks dumped flows and events", () =>
     withWalker(
@@ -87,25 +114,68 @@ describe("FlowWalker with a scripted conntrack", () => {
     )
   )
 
-  it.effect("runs conntrack through setpriv with the documented arguments", () =>
-    withWalker({}, { bufferSize: 1024, extraArgs: ["--zone", "3"] }, () =>
-      Effect.gen(function* () {
-        const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
-        expect(spawned.map((s) => [s.command, ...s.args].join(" "))).toStrictEqual([
-          "setpriv --pdeathsig KILL -- conntrack --buffer-size 1024 -E -o id -p tcp --zone 3",
-          "setpriv --pdeathsig KILL -- stdbuf -o 65536 conntrack -L -o id -p tcp --zone 3"
-        ])
-      })
+  it.effect("runs conntrack through setpriv with the documented arguments, the dump through stdbuf", () =>
+    withPath(
+      true,
+      withWalker({}, { bufferSize: 1024, extraArgs: ["--zone", "3"] }, () =>
+        Effect.gen(function* () {
+          const spawned = yield* Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned))
+          expect(spawned.map((s) => [s.command, ...s.args].join(" "))).toStrictEqual([
+            "setpriv --pdeathsig KILL -- conntrack --buffer-size 1024 -E -o id -p tcp --zone 3",
+            "setpriv --pdeathsig KILL -- stdbuf -o 65536 conntrack -L -o id -p tcp --zone 3"
+          ])
+        })
+      )
+    )
+  )
+
+  it.effect("dumps without stdbuf when the PATH has none", () =>
+    withPath(
+      false,
+      withWalker({}, {}, () =>
+        Effect.map(dumpLines, (lines) =>
+          expect(lines).toStrictEqual(["setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp"])
+        )
+      )
+    )
+  )
+
+  it.effect("a stdbuf that fails fails that dump, naming stdbuf; the walker restarts and dumps without it", () =>
+    withPath(
+      true,
+      withWalker(
+        {
+          dump: [
+            { steps: [{ stderr: "stdbuf: failed to find 'libstdbuf.so'" }, { exit: 125 }] },
+            Scripted.dumpRun([established(1)])
+          ]
+        },
+        {},
+        (walker, logs) =>
+          Effect.gen(function* () {
+            yield* TestClock.adjust("1 second")
+            yield* walker.ready
+            expect(report(yield* walker.walk)).toStrictEqual(["1:active"])
+            expect(yield* dumpLines).toStrictEqual([
+              "setpriv --pdeathsig KILL -- stdbuf -o 65536 conntrack -L -o id -p tcp",
+              "setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp"
+            ])
+            expect(logs.map((l) => l.message).join("\n")).toContain(
+              "conntrack -L -o id -p tcp could not be run through stdbuf -o 65536 (exit code 125): this process runs " +
+                "conntrack without stdbuf from now on (CONNTRACK_DUMP_WRITE_SIZE=0, or dumpWriteSize: 0, does so from " +
+                "the start); its last stderr lines: stdbuf: failed to find 'libstdbuf.so'"
+            )
+          })
+      )
     )
   )
 
   it.effect("dumps through stdbuf only as asked: with dumpWriteSize 0, and without setpriv", () =>
     Effect.gen(function* () {
       const lines = (options: WalkerOptions) =>
-        withWalker({}, options, () =>
-          Effect.map(Effect.flatten(Effect.map(Scripted.ScriptedConntrack, (s) => s.spawned)), (spawned) =>
-            spawned.filter((s) => s.kind === "dump").map((s) => [s.command, ...s.args].join(" "))
-          )
+        withPath(
+          true,
+          withWalker({}, options, () => dumpLines)
         )
       expect(yield* lines({ dumpWriteSize: 0 })).toStrictEqual([
         "setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp"
@@ -402,6 +472,63 @@ describe("Conntrack streams: typed errors", () => {
         Exit.fail(new ErrorsModule.ConntrackNotFound({ binary: "conntrack", pkg: "conntrack" }))
       )
     })
+  )
+
+  it.effect("a missing binary behind stdbuf is ConntrackNotFound", () =>
+    withPath(
+      true,
+      Effect.gen(function* () {
+        const exit = yield* run({
+          dump: [
+            {
+              steps: [{ stderr: "stdbuf: failed to run command ‘conntrack’: No such file or directory" }, { exit: 127 }]
+            }
+          ]
+        })
+        expect(exit).toStrictEqual(
+          Exit.fail(new ErrorsModule.ConntrackNotFound({ binary: "conntrack", pkg: "conntrack" }))
+        )
+      })
+    )
+  )
+
+  it.effect(
+    "a setpriv that cannot execute stdbuf, or no stdbuf to spawn: the dump fails naming stdbuf, the next runs without",
+    () =>
+      withPath(
+        true,
+        Effect.gen(function* () {
+          const first = yield* run({
+            dump: [
+              { steps: [{ stderr: "setpriv: failed to execute stdbuf: No such file or directory" }, { exit: 127 }] }
+            ]
+          })
+          expect(Exit.isFailure(first) && String(first.cause)).toMatch(
+            /ConntrackExited: conntrack -L -o id -p tcp could not be run through stdbuf -o 65536 \(exit code 127\)/
+          )
+          const spawned: Array<string> = []
+          const second = yield* Conntrack.dump().pipe(
+            Stream.runCollect,
+            Effect.zipLeft(Effect.flatMap(dumpLines, (lines) => Effect.sync(() => spawned.push(...lines)))),
+            Effect.provide(Scripted.layer({ dump: [Scripted.dumpRun([])] })),
+            Effect.exit
+          )
+          expect(Exit.isSuccess(second)).toBe(true)
+          expect(spawned).toStrictEqual(["setpriv --pdeathsig KILL -- conntrack -L -o id -p tcp"])
+        })
+      )
+  )
+
+  it.effect("without setpriv, a stdbuf that cannot be spawned fails the dump naming stdbuf", () =>
+    withPath(
+      true,
+      Effect.gen(function* () {
+        const exit = yield* run({ dump: [{ spawnError: "NotFound" }] }, { dieWithParent: false })
+        expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(
+          /conntrack -L -o id -p tcp could not be run through stdbuf -o 65536 \(it was not found\)/
+        )
+      })
+    )
   )
 
   it.effect("a missing setpriv is ConntrackNotFound naming util-linux", () =>

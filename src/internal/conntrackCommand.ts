@@ -25,11 +25,15 @@ export const dumpArguments = (
 
 /**
  * The size of the blocks a dump is written in (`stdbuf -o`). Into the pipe Node gives a child (a socket pair),
- * conntrack writes 4 KiB at a time, and each write wakes its reader: a dump of 262,144 entries (45 MB) reached the walker in about 6,500 reads, which cost the
- * walker's process 250–300 ms of CPU more than 64 KiB blocks did, taken from conntrack on a machine of 2 cores.
- * Larger blocks (256 KiB) fill the socket's buffer and conntrack waits for its reader: slower again.
+ * conntrack writes 4 KiB at a time, and each write wakes its reader: a dump of 262,144 entries (45 MB) reached the
+ * walker in about 6,500 reads, which cost the walker's process 270–390 ms of CPU more than 64 KiB blocks did, taken
+ * from conntrack on a machine of 2 cores. Larger blocks (256 KiB) fill the socket's buffer and conntrack waits for
+ * its reader: slower again.
  */
 export const DUMP_WRITE_SIZE = 65_536
+
+/** The largest `dumpWriteSize` taken (16 MiB). */
+export const MAX_DUMP_WRITE_SIZE = 16 * 1024 * 1024
 
 /** The first executable `name` in the directories of `searchPath` (a `PATH`), if any. */
 export const findOnPath = (name: string, searchPath: string | undefined): string | undefined => {
@@ -48,7 +52,7 @@ export const findOnPath = (name: string, searchPath: string | undefined): string
 
 const stdbufFound = new Map<string, boolean>()
 
-/** Whether `stdbuf` (coreutils) is on the `PATH`, looked up once per `PATH`. */
+/** Whether `stdbuf` (coreutils) is on the `PATH` and has not failed, looked up once per `PATH`. */
 export const hasStdbuf = (searchPath: string | undefined = process.env.PATH): boolean => {
   const key = searchPath ?? ""
   let found = stdbufFound.get(key)
@@ -58,6 +62,20 @@ export const hasStdbuf = (searchPath: string | undefined = process.env.PATH): bo
   }
   return found
 }
+
+/** From now on, in this process, `hasStdbuf` says no for this `PATH`: the stdbuf found there failed to run. */
+export const stdbufFailed = (searchPath: string | undefined = process.env.PATH): void => {
+  stdbufFound.set(searchPath ?? "", false)
+}
+
+/**
+ * Whether a command run through stdbuf ended because stdbuf itself failed, not conntrack: stdbuf's own failures exit
+ * 125 (no `libstdbuf.so`, a size it refuses), and a setpriv that cannot execute it says so. stdbuf's "failed to run
+ * command" (exit 126 or 127) is about the program it runs: conntrack.
+ */
+export const isStdbufFailure = (exitCode: number | undefined, stderr: ReadonlyArray<string>): boolean =>
+  (exitCode === 125 && stderr.some((l) => l.startsWith("stdbuf:") && !l.includes("failed to run command"))) ||
+  stderr.some((l) => l.startsWith("setpriv: failed to execute stdbuf"))
 
 /** How a conntrack command is started: what wraps it, and the size of its dump's writes. */
 export interface Wrapping {
