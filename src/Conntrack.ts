@@ -36,6 +36,7 @@ import {
   hasStdbuf,
   isStdbufFailure,
   isTrailer,
+  MAX_DUMP_WRITE_SIZE,
   protocolArguments,
   stdbufFailed,
   wrapped
@@ -95,6 +96,13 @@ export interface Running {
 /** How a `ConntrackExited` starts its problem when stdbuf, not conntrack, failed. */
 const THROUGH_STDBUF = "could not be run through stdbuf"
 
+/** Whether a dump failed because stdbuf did, before conntrack ran (see `dump`, which then dumps again without it). */
+const isStdbufError = (error: ConntrackError): boolean =>
+  error._tag === "ConntrackExited" && error.problem?.startsWith(THROUGH_STDBUF) === true
+
+/** Whether `dumpWriteSize` is one stdbuf takes: a whole number of bytes from 0 to 16 MiB. */
+const isWriteSize = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= MAX_DUMP_WRITE_SIZE
+
 const STDERR_KEPT = 10
 /** Longest stderr line kept for an error's text or a log line (a flood can send megabytes in one line). */
 const STDERR_LINE_KEPT = 500
@@ -112,8 +120,16 @@ export const start = (
     const { program, args } =
       format === "events" ? yield* eventsProgram(options) : { program: o.binary, args: argumentsFor(format, options) }
     const shown = `${program} ${args.join(" ")}`
-    const writeSize = format === "dump" ? o.dumpWriteSize : 0
-    const stdbuf = writeSize > 0 && (yield* Effect.sync(() => hasStdbuf()))
+    if (format === "dump" && !isWriteSize(o.dumpWriteSize)) {
+      yield* Effect.logWarning(
+        `dumpWriteSize ${o.dumpWriteSize} is not a whole number of bytes from 0 to ${MAX_DUMP_WRITE_SIZE}: conntrack ` +
+          "writes its dump as it does by itself"
+      )
+    }
+    const writeSize = format === "dump" && isWriteSize(o.dumpWriteSize) ? o.dumpWriteSize : 0
+    // The PATH read once: stdbuf is looked up, and forgotten if it fails, for the PATH the spawn used.
+    const searchPath = process.env.PATH
+    const stdbuf = writeSize > 0 && (yield* Effect.sync(() => hasStdbuf(searchPath)))
     const spawned = wrapped(program, args, { dieWithParent: o.dieWithParent, writeSize, stdbuf })
     const command = Command.make(spawned.command, ...spawned.args)
     // stdbuf only makes the dump's writes larger: one that fails to run is left out from then on.
@@ -126,9 +142,9 @@ export const start = (
         stderr
       })
     const failing = (error: ConntrackError): Effect.Effect<never, ConntrackError> =>
-      error._tag === "ConntrackExited" && error.problem?.startsWith(THROUGH_STDBUF) === true
+      isStdbufError(error)
         ? Effect.zipRight(
-            Effect.sync(() => stdbufFailed()),
+            Effect.sync(() => stdbufFailed(searchPath)),
             Effect.fail(error)
           )
         : Effect.fail(error)
@@ -143,6 +159,7 @@ export const start = (
           return new ConntrackNotFound({ binary: o.binary, pkg: "conntrack" })
         }
         if (error._tag === "SystemError" && error.reason === "PermissionDenied") {
+          if (!o.dieWithParent && stdbuf) return stdbufFailure("it could not be executed", [error.message])
           return new PermissionDenied({ command: shown, stderr: [error.message] })
         }
         return new ConntrackExited({ command: shown, problem: `could not be started: ${error.message}`, stderr: [] })
@@ -324,12 +341,19 @@ const signalOf = (error: PlatformError): string => /signal: (\w+)/.exec(error.me
 
 /**
  * `conntrack -L -o id` as a stream of flows; it ends when the dump does. The flows come in chunks of at least 2,048
- * (the last may hold fewer): a consumer gets its first flows once 2,048 are parsed or the dump is over.
+ * (the last may hold fewer): a consumer gets its first flows once 2,048 are parsed or the dump is over. It runs
+ * through `stdbuf` when that is on the PATH (see `dumpWriteSize`); a stdbuf that fails to run is logged at warning,
+ * and the dump runs again without it (as do the later ones in this process).
  */
 export const dump = (
   options: ConntrackOptions = {}
-): Stream.Stream<Flow, ConntrackError, CommandExecutor.CommandExecutor> =>
-  Stream.unwrapScoped(Effect.map(start("dump", options), (running) => running.flows))
+): Stream.Stream<Flow, ConntrackError, CommandExecutor.CommandExecutor> => {
+  const once = Stream.unwrapScoped(Effect.map(start("dump", options), (running) => running.flows))
+  // A stdbuf that failed did so before conntrack ran, so nothing was handed on: the dump runs again, without it.
+  return Stream.catchAll(once, (error) =>
+    isStdbufError(error) ? Stream.unwrap(Effect.as(Effect.logWarning(error.message), once)) : Stream.fail(error)
+  )
+}
 
 /** `conntrack -E -o id` as a stream of event flows; it never ends but by failing. */
 export const events = (

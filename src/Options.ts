@@ -27,8 +27,8 @@ export interface ConntrackOptions {
   /**
    * Bytes `conntrack -L` writes at a time (a whole number up to 16 MiB), set with `stdbuf -o` (coreutils) when it is
    * on the PATH; 0 leaves conntrack's own 4 KiB writes. Default 64 KiB: fewer, larger reads cost the reader less CPU,
-   * which a large dump otherwise takes from conntrack. A stdbuf that fails to run fails that dump, and the later
-   * dumps of the process run conntrack without it.
+   * which a large dump otherwise takes from conntrack. A stdbuf that fails to run is logged at warning, and that dump
+   * and the later ones in the process run conntrack without it; another value is logged and taken as 0.
    */
   readonly dumpWriteSize?: number
   /** Start conntrack through `setpriv --pdeathsig KILL` so that it dies with this process. Default true. */

@@ -16,8 +16,11 @@ const loaded = path.join(import.meta.dirname, "support", "effect-loaded.mjs")
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-conntrack-dump-count-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
-// The environment without CONNTRACK_* (the fast start leaves those to the full command line).
-const baseEnv = plainEnv()
+// The environment without CONNTRACK_* (the fast start leaves those to the full command line), and without stdbuf's
+// own variables, so that what the fake conntrack records is what this command set.
+const baseEnv = Object.fromEntries(
+  Object.entries(plainEnv()).filter(([name]) => !name.startsWith("_STDBUF_") && name !== "LD_PRELOAD")
+)
 
 /** Runs a built script; what it printed and how it ended, how many times conntrack ran, and whether Effect loaded. */
 const runNode = (script: string, args: ReadonlyArray<string>, env: Record<string, string>, closeStdout = false) =>

@@ -74,7 +74,7 @@ export const stdbufFailed = (searchPath: string | undefined = process.env.PATH):
  * command" (exit 126 or 127) is about the program it runs: conntrack.
  */
 export const isStdbufFailure = (exitCode: number | undefined, stderr: ReadonlyArray<string>): boolean =>
-  (exitCode === 125 && stderr.some((l) => l.startsWith("stdbuf:") && !l.includes("failed to run command"))) ||
+  (exitCode === 125 && stderr.some((l) => l.startsWith("stdbuf:"))) ||
   stderr.some((l) => l.startsWith("setpriv: failed to execute stdbuf"))
 
 /** How a conntrack command is started: what wraps it, and the size of its dump's writes. */
