@@ -34,6 +34,7 @@ import type { Flow } from "./Flow.js"
 import {
   dumpArguments,
   hasStdbuf,
+  isDumpWriteSize,
   isStdbufFailure,
   isTrailer,
   MAX_DUMP_WRITE_SIZE,
@@ -100,9 +101,6 @@ const THROUGH_STDBUF = "could not be run through stdbuf"
 const isStdbufError = (error: ConntrackError): boolean =>
   error._tag === "ConntrackExited" && error.problem?.startsWith(THROUGH_STDBUF) === true
 
-/** Whether `dumpWriteSize` is one stdbuf takes: a whole number of bytes from 0 to 16 MiB. */
-const isWriteSize = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= MAX_DUMP_WRITE_SIZE
-
 const STDERR_KEPT = 10
 /** Longest stderr line kept for an error's text or a log line (a flood can send megabytes in one line). */
 const STDERR_LINE_KEPT = 500
@@ -120,13 +118,13 @@ export const start = (
     const { program, args } =
       format === "events" ? yield* eventsProgram(options) : { program: o.binary, args: argumentsFor(format, options) }
     const shown = `${program} ${args.join(" ")}`
-    if (format === "dump" && !isWriteSize(o.dumpWriteSize)) {
+    if (format === "dump" && !isDumpWriteSize(o.dumpWriteSize)) {
       yield* Effect.logWarning(
         `dumpWriteSize ${o.dumpWriteSize} is not a whole number of bytes from 0 to ${MAX_DUMP_WRITE_SIZE}: conntrack ` +
           "writes its dump as it does by itself"
       )
     }
-    const writeSize = format === "dump" && isWriteSize(o.dumpWriteSize) ? o.dumpWriteSize : 0
+    const writeSize = format === "dump" && isDumpWriteSize(o.dumpWriteSize) ? o.dumpWriteSize : 0
     // The PATH read once: stdbuf is looked up, and forgotten if it fails, for the PATH the spawn used.
     const searchPath = process.env.PATH
     const stdbuf = writeSize > 0 && (yield* Effect.sync(() => hasStdbuf(searchPath)))

@@ -5,7 +5,13 @@
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
-import { DEFAULT_BINARY, DEFAULT_PROTOCOL, DUMP_WRITE_SIZE, MAX_DUMP_WRITE_SIZE } from "./internal/conntrackCommand.js"
+import {
+  DEFAULT_BINARY,
+  DEFAULT_PROTOCOL,
+  DUMP_WRITE_SIZE,
+  isDumpWriteSize,
+  MAX_DUMP_WRITE_SIZE
+} from "./internal/conntrackCommand.js"
 
 /** How to run conntrack. */
 export interface ConntrackOptions {
@@ -190,10 +196,7 @@ export const config: Config.Config<WalkerOptions> = Config.all({
   eventArgs: optional(Config.string("EVENT_ARGS").pipe(Config.map(words))),
   dumpWriteSize: optional(
     Config.integer("DUMP_WRITE_SIZE").pipe(
-      Config.validate({
-        message: `must be from 0 to ${MAX_DUMP_WRITE_SIZE}`,
-        validation: (n) => n >= 0 && n <= MAX_DUMP_WRITE_SIZE
-      })
+      Config.validate({ message: `must be from 0 to ${MAX_DUMP_WRITE_SIZE}`, validation: isDumpWriteSize })
     )
   ),
   dieWithParent: optional(Config.boolean("DIE_WITH_PARENT")),

@@ -35,6 +35,9 @@ export const DUMP_WRITE_SIZE = 65_536
 /** The largest `dumpWriteSize` taken (16 MiB). */
 export const MAX_DUMP_WRITE_SIZE = 16 * 1024 * 1024
 
+/** Whether `n` is a `dumpWriteSize` stdbuf takes: a whole number of bytes from 0 to `MAX_DUMP_WRITE_SIZE`. */
+export const isDumpWriteSize = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= MAX_DUMP_WRITE_SIZE
+
 /** The first executable `name` in the directories of `searchPath` (a `PATH`), if any. */
 export const findOnPath = (name: string, searchPath: string | undefined): string | undefined => {
   for (const dir of (searchPath ?? "").split(":")) {
@@ -91,7 +94,7 @@ export interface Wrapping {
  * The program spawned and its arguments to run `program args`: through `stdbuf -o writeSize` when asked for and
  * there, and through `setpriv` when it is to die with this process (`setpriv` first: stdbuf's preloaded library is for
  * conntrack alone). stdbuf changes nothing but the size of the writes; its preload is ignored for a program with file
- * capabilities (the dump then arrives 4 KiB at a time, as without it).
+ * capabilities run by a user other than root (the dump then arrives 4 KiB at a time, as without it).
  */
 export const wrapped = (
   program: string,
